@@ -1,1 +1,150 @@
-fn main(){}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use capstan::config::{Config, DEFAULT_CONFIG_FILE};
+use capstan::store::{Store, redact_url};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// capstan: a Stellar receiving anchor (SEP-1, SEP-10).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (default: $CAPSTAN_CONFIG, else ./capstan.toml when present, else
+    /// built-in development defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the anchor: HTTP API and background work.
+    Serve,
+    /// Write a commented configuration file with fresh keys.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = DEFAULT_CONFIG_FILE)]
+        path: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let result = match cli.command {
+        Command::Init { path, force } => init(&path, force),
+        Command::Migrate => runtime.block_on(migrate(cli.config)),
+        Command::Serve => runtime.block_on(serve(cli.config)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+fn fail(message: String) -> ExitCode {
+    eprintln!("capstan: {message}");
+    ExitCode::FAILURE
+}
+
+fn init(path: &std::path::Path, force: bool) -> Result<(), String> {
+    if path.exists() && !force {
+        return Err(format!(
+            "{} already exists; pass --force to replace it",
+            path.display()
+        ));
+    }
+    std::fs::write(path, capstan::init::config_template())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!(
+        "wrote {} with fresh keys; edit it, then run: capstan serve",
+        path.display()
+    );
+    Ok(())
+}
+
+async fn migrate(config: Option<PathBuf>) -> Result<(), String> {
+    let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+    let store = Store::connect(&config.database_url, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    println!("migrations applied to {}", redact_url(&config.database_url));
+    Ok(())
+}
+
+async fn serve(config: Option<PathBuf>) -> Result<(), String> {
+    let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+    let running = capstan::start(config, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let anchor = &running.anchor;
+    let config = &anchor.config;
+    println!(
+        "capstan {} listening on http://{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        running.addr,
+        config.base_url
+    );
+    println!("  network:     {}", config.network.passphrase());
+    println!("  signing key: {}", anchor.signing_key.public_key());
+    println!(
+        "  stellar.toml {}/.well-known/stellar.toml",
+        config.base_url
+    );
+    println!("  data:        {}", redact_url(&config.database_url));
+    match &config.file {
+        Some(file) => println!("  config:      {}", file.display()),
+        None => println!(
+            "  config:      built-in development defaults; run `capstan init` to write a capstan.toml"
+        ),
+    }
+    if !anchor.generated.is_empty() {
+        println!(
+            "  generated:   {} (kept in the database)",
+            anchor.generated.join(", ")
+        );
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -28,7 +28,11 @@ pub enum AccountError {
 
 impl ClientAccount {
     pub fn plain(account: PublicKey) -> Self {
-        ClientAccount { account, memo: None, muxed: false }
+        ClientAccount {
+            account,
+            memo: None,
+            muxed: false,
+        }
     }
 
     /// Parses `account` (G or M) and the optional decimal ID `memo`.
@@ -43,12 +47,20 @@ impl ClientAccount {
             })
             .transpose()?;
         match Strkey::from_string(account) {
-            Ok(Strkey::PublicKeyEd25519(k)) => Ok(ClientAccount { account: PublicKey(k.0), memo, muxed: false }),
+            Ok(Strkey::PublicKeyEd25519(k)) => Ok(ClientAccount {
+                account: PublicKey(k.0),
+                memo,
+                muxed: false,
+            }),
             Ok(Strkey::MuxedAccountEd25519(m)) => {
                 if memo.is_some() {
                     return Err(AccountError::MemoWithMuxed);
                 }
-                Ok(ClientAccount { account: PublicKey(m.ed25519), memo: Some(m.id), muxed: true })
+                Ok(ClientAccount {
+                    account: PublicKey(m.ed25519),
+                    memo: Some(m.id),
+                    muxed: true,
+                })
             }
             _ => Err(AccountError::Malformed),
         }
@@ -66,7 +78,15 @@ impl ClientAccount {
     /// The `M...` address, when the client used one.
     pub fn muxed_address(&self) -> Option<String> {
         match (self.muxed, self.memo) {
-            (true, Some(id)) => Some(ed25519::MuxedAccount { ed25519: self.account.0, id }.to_string().as_str().to_owned()),
+            (true, Some(id)) => Some(
+                ed25519::MuxedAccount {
+                    ed25519: self.account.0,
+                    id,
+                }
+                .to_string()
+                .as_str()
+                .to_owned(),
+            ),
             _ => None,
         }
     }
@@ -83,7 +103,10 @@ impl ClientAccount {
     /// The account as an operation source: muxed when the client asked as `M...`.
     pub fn to_xdr(&self) -> MuxedAccount {
         match (self.muxed, self.memo) {
-            (true, Some(id)) => MuxedAccount::MuxedEd25519(MuxedAccountMed25519 { id, ed25519: Uint256(self.account.0) }),
+            (true, Some(id)) => MuxedAccount::MuxedEd25519(MuxedAccountMed25519 {
+                id,
+                ed25519: Uint256(self.account.0),
+            }),
             _ => MuxedAccount::Ed25519(Uint256(self.account.0)),
         }
     }
@@ -93,7 +116,11 @@ impl ClientAccount {
     pub fn from_xdr(source: &MuxedAccount) -> Self {
         match source {
             MuxedAccount::Ed25519(k) => ClientAccount::plain(PublicKey(k.0)),
-            MuxedAccount::MuxedEd25519(m) => ClientAccount { account: PublicKey(m.ed25519.0), memo: Some(m.id), muxed: true },
+            MuxedAccount::MuxedEd25519(m) => ClientAccount {
+                account: PublicKey(m.ed25519.0),
+                memo: Some(m.id),
+                muxed: true,
+            },
         }
     }
 }
@@ -119,7 +146,10 @@ mod tests {
         let memo = ClientAccount::parse(G, Some("17509749319012223907")).unwrap();
         assert_eq!(memo.sub(), format!("{G}:17509749319012223907"));
         let m0 = ClientAccount::parse(M0, None).unwrap();
-        assert_eq!((m0.account.to_string().as_str(), m0.memo, m0.sub().as_str()), (G, Some(0), M0));
+        assert_eq!(
+            (m0.account.to_string().as_str(), m0.memo, m0.sub().as_str()),
+            (G, Some(0), M0)
+        );
         let big = ClientAccount::parse(MBIG, None).unwrap();
         assert_eq!(big.memo, Some(9223372036854775808));
         assert_eq!(big.sub(), MBIG);
@@ -129,12 +159,30 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(ClientAccount::parse("invalid-account", None), Err(AccountError::Malformed));
-        assert_eq!(ClientAccount::parse(G, Some("abc")), Err(AccountError::BadMemo));
-        assert_eq!(ClientAccount::parse(G, Some("-1")), Err(AccountError::BadMemo));
-        assert_eq!(ClientAccount::parse(G, Some("+1")), Err(AccountError::BadMemo));
-        assert_eq!(ClientAccount::parse(G, Some("18446744073709551616")), Err(AccountError::BadMemo));
-        assert_eq!(ClientAccount::parse(M0, Some("1")), Err(AccountError::MemoWithMuxed));
+        assert_eq!(
+            ClientAccount::parse("invalid-account", None),
+            Err(AccountError::Malformed)
+        );
+        assert_eq!(
+            ClientAccount::parse(G, Some("abc")),
+            Err(AccountError::BadMemo)
+        );
+        assert_eq!(
+            ClientAccount::parse(G, Some("-1")),
+            Err(AccountError::BadMemo)
+        );
+        assert_eq!(
+            ClientAccount::parse(G, Some("+1")),
+            Err(AccountError::BadMemo)
+        );
+        assert_eq!(
+            ClientAccount::parse(G, Some("18446744073709551616")),
+            Err(AccountError::BadMemo)
+        );
+        assert_eq!(
+            ClientAccount::parse(M0, Some("1")),
+            Err(AccountError::MemoWithMuxed)
+        );
         for bad in [
             "MA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJUAAAAAAAAAAAACJUR",
             "MA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVAAAAAAAAAAAAAJLKA",
@@ -144,7 +192,11 @@ mod tests {
             "MA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJUAAAAAAAAAAAACJUO",
             "CA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJUWDA",
         ] {
-            assert_eq!(ClientAccount::parse(bad, None), Err(AccountError::Malformed), "{bad}");
+            assert_eq!(
+                ClientAccount::parse(bad, None),
+                Err(AccountError::Malformed),
+                "{bad}"
+            );
         }
     }
 }

@@ -49,7 +49,10 @@ impl Horizon {
             .user_agent(concat!("capstan/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| HorizonError::Unreachable(e.to_string()))?;
-        Ok(Horizon { http, base_url: base_url.trim_end_matches('/').to_owned() })
+        Ok(Horizon {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -59,21 +62,35 @@ impl Horizon {
     /// The ed25519 signers and medium threshold of an account, or `None` when the account
     /// does not exist (Horizon's 404). Other signer kinds (pre-auth tx, hash-x, signed
     /// payload) cannot sign a challenge and are left out.
-    pub async fn account_signers(&self, account: &PublicKey) -> Result<Option<AccountSigners>, HorizonError> {
+    pub async fn account_signers(
+        &self,
+        account: &PublicKey,
+    ) -> Result<Option<AccountSigners>, HorizonError> {
         let url = format!("{}/accounts/{account}", self.base_url);
-        let response = self.http.get(&url).send().await.map_err(|e| HorizonError::Unreachable(e.to_string()))?;
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| HorizonError::Unreachable(e.to_string()))?;
         match response.status().as_u16() {
             200 => {}
             404 => return Ok(None),
             status => return Err(HorizonError::Status { status, url }),
         }
-        let body: AccountJson = response.json().await.map_err(|e| HorizonError::BadResponse(e.to_string()))?;
+        let body: AccountJson = response
+            .json()
+            .await
+            .map_err(|e| HorizonError::BadResponse(e.to_string()))?;
         let signers = body
             .signers
             .iter()
             .filter(|s| s.kind == "ed25519_public_key")
             .filter_map(|s| PublicKey::from_strkey(&s.key).ok().map(|k| (k, s.weight)))
             .collect();
-        Ok(Some(AccountSigners { signers, medium_threshold: body.thresholds.med_threshold }))
+        Ok(Some(AccountSigners {
+            signers,
+            medium_threshold: body.thresholds.med_threshold,
+        }))
     }
 }

@@ -90,7 +90,11 @@ impl Keypair {
 
     /// The `S...` secret seed. Only for writing key files; never log it.
     pub fn secret_seed(&self) -> String {
-        ed25519::PrivateKey(self.signing.to_bytes()).as_unredacted().to_string().as_str().to_owned()
+        ed25519::PrivateKey(self.signing.to_bytes())
+            .as_unredacted()
+            .to_string()
+            .as_str()
+            .to_owned()
     }
 
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
@@ -121,15 +125,25 @@ mod tests {
 
     #[test]
     fn sep23_vectors() {
-        assert!(PublicKey::from_strkey("GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ").is_ok());
+        assert!(
+            PublicKey::from_strkey("GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ")
+                .is_ok()
+        );
         for bad in [
             "GAAAAAAAACGC6",
             "GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZA",
             "GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJUACUSI",
             "G47QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVP2I",
         ] {
-            assert!(PublicKey::from_strkey(bad).is_err(), "{bad} must be rejected");
+            assert!(
+                PublicKey::from_strkey(bad).is_err(),
+                "{bad} must be rejected"
+            );
         }
-        assert_eq!(Keypair::from_secret_seed("GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ").unwrap_err(), KeyError::BadSeed);
+        assert_eq!(
+            Keypair::from_secret_seed("GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ")
+                .unwrap_err(),
+            KeyError::BadSeed
+        );
     }
 }

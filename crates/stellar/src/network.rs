@@ -13,7 +13,9 @@ pub struct Network {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown network {0:?}: use \"testnet\", \"public\", \"futurenet\" or a full network passphrase")]
+#[error(
+    "unknown network {0:?}: use \"testnet\", \"public\", \"futurenet\" or a full network passphrase"
+)]
 pub struct UnknownNetwork(pub String);
 
 impl Network {
@@ -62,9 +64,20 @@ mod tests {
 
     #[test]
     fn names_and_passphrases() {
-        assert_eq!(Network::parse("testnet").unwrap().passphrase(), TESTNET_PASSPHRASE);
-        assert_eq!(Network::parse("PUBLIC").unwrap().passphrase(), PUBLIC_PASSPHRASE);
-        assert_eq!(Network::parse("Standalone Network ; February 2017").unwrap().passphrase(), "Standalone Network ; February 2017");
+        assert_eq!(
+            Network::parse("testnet").unwrap().passphrase(),
+            TESTNET_PASSPHRASE
+        );
+        assert_eq!(
+            Network::parse("PUBLIC").unwrap().passphrase(),
+            PUBLIC_PASSPHRASE
+        );
+        assert_eq!(
+            Network::parse("Standalone Network ; February 2017")
+                .unwrap()
+                .passphrase(),
+            "Standalone Network ; February 2017"
+        );
         assert!(Network::parse("tesnet").is_err());
         assert_ne!(Network::testnet().id(), Network::public().id());
     }

@@ -7,9 +7,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use stellar_xdr::{
-    DataValue, DecoratedSignature, Limits, ManageDataOp, Memo, MuxedAccount, Operation, OperationBody,
-    Preconditions, ReadXdr, SequenceNumber, Signature, SignatureHint, String64, TimeBounds, TimePoint,
-    Transaction, TransactionEnvelope, TransactionExt, TransactionV1Envelope, Uint256, WriteXdr,
+    DataValue, DecoratedSignature, Limits, ManageDataOp, Memo, MuxedAccount, Operation,
+    OperationBody, Preconditions, ReadXdr, SequenceNumber, Signature, SignatureHint, String64,
+    TimeBounds, TimePoint, Transaction, TransactionEnvelope, TransactionExt, TransactionV1Envelope,
+    Uint256, WriteXdr,
 };
 
 use crate::account::ClientAccount;
@@ -82,7 +83,9 @@ pub enum ChallengeError {
     NotManageData(usize),
     #[error("the first operation of the challenge must have the client account as its source")]
     FirstOpWithoutSource,
-    #[error("the first operation's key does not name a home domain served here (expected \"<home_domain> auth\")")]
+    #[error(
+        "the first operation's key does not name a home domain served here (expected \"<home_domain> auth\")"
+    )]
     UnknownHomeDomain,
     #[error("the first operation's value must be a 64-byte base64 nonce of 48 bytes")]
     BadNonce,
@@ -106,7 +109,9 @@ pub enum ChallengeError {
     UnrecognizedSignature,
     #[error("challenge is signed more than once by the same signer")]
     DuplicateSignature,
-    #[error("challenge signatures carry weight {weight}, below the account's medium threshold {threshold}")]
+    #[error(
+        "challenge signatures carry weight {weight}, below the account's medium threshold {threshold}"
+    )]
     BelowThreshold { weight: u32, threshold: u32 },
     #[error("transaction cannot be encoded")]
     Encode,
@@ -134,12 +139,26 @@ pub struct AccountSigners {
     pub medium_threshold: u32,
 }
 
-fn manage_data(source: Option<MuxedAccount>, name: &str, value: &[u8]) -> Result<Operation, ChallengeError> {
-    let data_name: String64 = name.as_bytes().to_vec().try_into().map_err(|_| ChallengeError::ValueTooLong("data name"))?;
-    let data_value: DataValue = value.to_vec().try_into().map_err(|_| ChallengeError::ValueTooLong("data value"))?;
+fn manage_data(
+    source: Option<MuxedAccount>,
+    name: &str,
+    value: &[u8],
+) -> Result<Operation, ChallengeError> {
+    let data_name: String64 = name
+        .as_bytes()
+        .to_vec()
+        .try_into()
+        .map_err(|_| ChallengeError::ValueTooLong("data name"))?;
+    let data_value: DataValue = value
+        .to_vec()
+        .try_into()
+        .map_err(|_| ChallengeError::ValueTooLong("data value"))?;
     Ok(Operation {
         source_account: source,
-        body: OperationBody::ManageData(ManageDataOp { data_name, data_value: Some(data_value) }),
+        body: OperationBody::ManageData(ManageDataOp {
+            data_name,
+            data_value: Some(data_value),
+        }),
     })
 }
 
@@ -150,17 +169,35 @@ fn source(key: PublicKey) -> Option<MuxedAccount> {
 /// Builds and signs a challenge: sequence 0, 15-minute time bounds, op 0 the client's
 /// `<home_domain> auth` nonce, then `web_auth_domain` and, when verified, `client_domain`.
 /// Returns the base64 XDR envelope.
-pub fn build_challenge(server: &Keypair, network: &Network, req: &ChallengeRequest<'_>) -> Result<String, ChallengeError> {
+pub fn build_challenge(
+    server: &Keypair,
+    network: &Network,
+    req: &ChallengeRequest<'_>,
+) -> Result<String, ChallengeError> {
     if req.home_domain.len() > 59 {
-        return Err(ChallengeError::HomeDomainTooLong(req.home_domain.to_owned()));
+        return Err(ChallengeError::HomeDomainTooLong(
+            req.home_domain.to_owned(),
+        ));
     }
     let nonce = BASE64.encode(crate::random_bytes::<48>());
     let mut operations = vec![
-        manage_data(Some(req.client.to_xdr()), &format!("{} auth", req.home_domain), nonce.as_bytes())?,
-        manage_data(source(server.public_key()), WEB_AUTH_DOMAIN_KEY, req.web_auth_domain.as_bytes())?,
+        manage_data(
+            Some(req.client.to_xdr()),
+            &format!("{} auth", req.home_domain),
+            nonce.as_bytes(),
+        )?,
+        manage_data(
+            source(server.public_key()),
+            WEB_AUTH_DOMAIN_KEY,
+            req.web_auth_domain.as_bytes(),
+        )?,
     ];
     if let Some((domain, key)) = req.client_domain {
-        operations.push(manage_data(source(key), CLIENT_DOMAIN_KEY, domain.as_bytes())?);
+        operations.push(manage_data(
+            source(key),
+            CLIENT_DOMAIN_KEY,
+            domain.as_bytes(),
+        )?);
     }
     let memo = match (req.client.muxed, req.client.memo) {
         (false, Some(id)) => Memo::Id(id),
@@ -178,23 +215,43 @@ pub fn build_challenge(server: &Keypair, network: &Network, req: &ChallengeReque
         operations: operations.try_into().map_err(|_| ChallengeError::Encode)?,
         ext: TransactionExt::V0,
     };
-    let mut envelope = TransactionV1Envelope { tx, signatures: Default::default() };
+    let mut envelope = TransactionV1Envelope {
+        tx,
+        signatures: Default::default(),
+    };
     let signature = sign_decorated(server, &envelope.tx, network)?;
-    envelope.signatures = vec![signature].try_into().map_err(|_| ChallengeError::Encode)?;
-    TransactionEnvelope::Tx(envelope).to_xdr_base64(Limits::none()).map_err(|_| ChallengeError::Encode)
+    envelope.signatures = vec![signature]
+        .try_into()
+        .map_err(|_| ChallengeError::Encode)?;
+    TransactionEnvelope::Tx(envelope)
+        .to_xdr_base64(Limits::none())
+        .map_err(|_| ChallengeError::Encode)
 }
 
 /// Signs a transaction for a network, as a client or a server would.
-pub fn sign_decorated(key: &Keypair, tx: &Transaction, network: &Network) -> Result<DecoratedSignature, ChallengeError> {
+pub fn sign_decorated(
+    key: &Keypair,
+    tx: &Transaction,
+    network: &Network,
+) -> Result<DecoratedSignature, ChallengeError> {
     let hash = tx.hash(network.id()).map_err(|_| ChallengeError::Encode)?;
     Ok(DecoratedSignature {
         hint: SignatureHint(key.public_key().hint()),
-        signature: Signature(key.sign(&hash).to_vec().try_into().map_err(|_| ChallengeError::Encode)?),
+        signature: Signature(
+            key.sign(&hash)
+                .to_vec()
+                .try_into()
+                .map_err(|_| ChallengeError::Encode)?,
+        ),
     })
 }
 
 /// Adds signatures to a base64 envelope: what a client does to answer a challenge.
-pub fn sign_challenge(xdr: &str, network: &Network, signers: &[&Keypair]) -> Result<String, ChallengeError> {
+pub fn sign_challenge(
+    xdr: &str,
+    network: &Network,
+    signers: &[&Keypair],
+) -> Result<String, ChallengeError> {
     let TransactionEnvelope::Tx(mut envelope) = decode(xdr)? else {
         return Err(ChallengeError::NotV1);
     };
@@ -203,7 +260,9 @@ pub fn sign_challenge(xdr: &str, network: &Network, signers: &[&Keypair]) -> Res
         signatures.push(sign_decorated(key, &envelope.tx, network)?);
     }
     envelope.signatures = signatures.try_into().map_err(|_| ChallengeError::Encode)?;
-    TransactionEnvelope::Tx(envelope).to_xdr_base64(Limits::none()).map_err(|_| ChallengeError::Encode)
+    TransactionEnvelope::Tx(envelope)
+        .to_xdr_base64(Limits::none())
+        .map_err(|_| ChallengeError::Encode)
 }
 
 fn decode(xdr: &str) -> Result<TransactionEnvelope, ChallengeError> {
@@ -211,8 +270,12 @@ fn decode(xdr: &str) -> Result<TransactionEnvelope, ChallengeError> {
         return Err(ChallengeError::TooLarge);
     }
     // Bounded limits: untrusted input must not make the decoder recurse or allocate freely.
-    let limits = Limits { depth: 64, len: MAX_CHALLENGE_XDR_BYTES };
-    TransactionEnvelope::from_xdr_base64(xdr.trim(), limits).map_err(|_| ChallengeError::Undecodable)
+    let limits = Limits {
+        depth: 64,
+        len: MAX_CHALLENGE_XDR_BYTES,
+    };
+    TransactionEnvelope::from_xdr_base64(xdr.trim(), limits)
+        .map_err(|_| ChallengeError::Undecodable)
 }
 
 fn data_op(op: &Operation, index: usize) -> Result<&ManageDataOp, ChallengeError> {
@@ -223,7 +286,10 @@ fn data_op(op: &Operation, index: usize) -> Result<&ManageDataOp, ChallengeError
 }
 
 fn data_value(op: &ManageDataOp) -> &[u8] {
-    op.data_value.as_ref().map(|v| v.0.as_slice()).unwrap_or(&[])
+    op.data_value
+        .as_ref()
+        .map(|v| v.0.as_slice())
+        .unwrap_or(&[])
 }
 
 fn ed25519_of(source: &MuxedAccount) -> PublicKey {
@@ -240,13 +306,16 @@ pub fn is_valid_domain(domain: &str) -> bool {
         Some((h, p)) => (h, Some(p)),
         None => (domain, None),
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     let host_ok = !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
@@ -290,7 +359,10 @@ impl ChallengeVerifier<'_> {
         // V4, V5
         let first = tx.operations.first().ok_or(ChallengeError::NoOperations)?;
         let first_data = data_op(first, 0)?;
-        let source = first.source_account.as_ref().ok_or(ChallengeError::FirstOpWithoutSource)?;
+        let source = first
+            .source_account
+            .as_ref()
+            .ok_or(ChallengeError::FirstOpWithoutSource)?;
         let mut client = ClientAccount::from_xdr(source);
         // V11
         match (&tx.memo, client.muxed) {
@@ -300,7 +372,8 @@ impl ChallengeVerifier<'_> {
             _ => return Err(ChallengeError::MemoNotId),
         }
         // V6
-        let key = std::str::from_utf8(first_data.data_name.as_slice()).map_err(|_| ChallengeError::UnknownHomeDomain)?;
+        let key = std::str::from_utf8(first_data.data_name.as_slice())
+            .map_err(|_| ChallengeError::UnknownHomeDomain)?;
         let home_domain = key
             .strip_suffix(" auth")
             .filter(|d| self.home_domains.iter().any(|h| h == d))
@@ -314,7 +387,11 @@ impl ChallengeVerifier<'_> {
         let mut client_domain = None;
         for (i, op) in tx.operations.iter().enumerate().skip(1) {
             let data = data_op(op, i)?;
-            let source = ed25519_of(op.source_account.as_ref().ok_or(ChallengeError::OpWithoutSource(i))?);
+            let source = ed25519_of(
+                op.source_account
+                    .as_ref()
+                    .ok_or(ChallengeError::OpWithoutSource(i))?,
+            );
             let name = data.data_name.as_slice();
             if name == CLIENT_DOMAIN_KEY.as_bytes() {
                 if client_domain.is_some() {
@@ -330,24 +407,43 @@ impl ChallengeVerifier<'_> {
             if source != self.server {
                 return Err(ChallengeError::OpSourceNotServer(i));
             }
-            if name == WEB_AUTH_DOMAIN_KEY.as_bytes() && data_value(data) != self.web_auth_domain.as_bytes() {
+            if name == WEB_AUTH_DOMAIN_KEY.as_bytes()
+                && data_value(data) != self.web_auth_domain.as_bytes()
+            {
                 return Err(ChallengeError::WebAuthDomainMismatch);
             }
         }
-        let hash = tx.hash(self.network.id()).map_err(|_| ChallengeError::Undecodable)?;
+        let hash = tx
+            .hash(self.network.id())
+            .map_err(|_| ChallengeError::Undecodable)?;
         let mut signatures = envelope.signatures.to_vec();
         // V7: the server's signature, taken out so the rest can be counted as the client's.
-        take_signature(&mut signatures, self.server, &hash).ok_or(ChallengeError::MissingServerSignature)?;
+        take_signature(&mut signatures, self.server, &hash)
+            .ok_or(ChallengeError::MissingServerSignature)?;
         // V14: the client domain's signature.
         if let Some((_, key)) = &client_domain {
-            take_signature(&mut signatures, *key, &hash).ok_or(ChallengeError::MissingClientDomainSignature)?;
+            take_signature(&mut signatures, *key, &hash)
+                .ok_or(ChallengeError::MissingClientDomainSignature)?;
         }
-        Ok(VerifiedChallenge { client, home_domain, client_domain, min_time, max_time, hash, server: self.server, signatures })
+        Ok(VerifiedChallenge {
+            client,
+            home_domain,
+            client_domain,
+            min_time,
+            max_time,
+            hash,
+            server: self.server,
+            signatures,
+        })
     }
 }
 
 /// Removes the first signature by `key` over `hash`, if there is one.
-fn take_signature(signatures: &mut Vec<DecoratedSignature>, key: PublicKey, hash: &[u8; 32]) -> Option<()> {
+fn take_signature(
+    signatures: &mut Vec<DecoratedSignature>,
+    key: PublicKey,
+    hash: &[u8; 32],
+) -> Option<()> {
     let at = signatures
         .iter()
         .position(|s| s.hint.0 == key.hint() && key.verify(hash, s.signature.as_slice()))?;
@@ -361,7 +457,10 @@ impl VerifiedChallenge {
     /// required. Otherwise every remaining signature must come from a distinct signer of
     /// the account, and their weight must reach the medium threshold. The server key's
     /// weight never counts, even when it is a signer of the client account.
-    pub fn verify_client_signatures(&self, signers: Option<&AccountSigners>) -> Result<(), ChallengeError> {
+    pub fn verify_client_signatures(
+        &self,
+        signers: Option<&AccountSigners>,
+    ) -> Result<(), ChallengeError> {
         if self.signatures.is_empty() {
             return Err(ChallengeError::NoClientSignature);
         }
@@ -369,7 +468,11 @@ impl VerifiedChallenge {
             let [only] = self.signatures.as_slice() else {
                 return Err(self.extra_signature_error(&[self.client.account]));
             };
-            return if self.client.account.verify(&self.hash, only.signature.as_slice()) {
+            return if self
+                .client
+                .account
+                .verify(&self.hash, only.signature.as_slice())
+            {
                 Ok(())
             } else {
                 Err(ChallengeError::UnrecognizedSignature)

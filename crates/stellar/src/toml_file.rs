@@ -21,9 +21,17 @@ pub enum TomlError {
 }
 
 /// Fetches `<scheme>://<domain>/.well-known/stellar.toml` and returns its `SIGNING_KEY`.
-pub async fn fetch_signing_key(http: &reqwest::Client, scheme: &str, domain: &str, timeout: Duration) -> Result<PublicKey, TomlError> {
+pub async fn fetch_signing_key(
+    http: &reqwest::Client,
+    scheme: &str,
+    domain: &str,
+    timeout: Duration,
+) -> Result<PublicKey, TomlError> {
     let url = format!("{scheme}://{domain}/.well-known/stellar.toml");
-    let fetch_err = |reason: String| TomlError::Fetch { url: url.clone(), reason };
+    let fetch_err = |reason: String| TomlError::Fetch {
+        url: url.clone(),
+        reason,
+    };
     let mut response = http
         .get(&url)
         .timeout(timeout)
@@ -34,14 +42,20 @@ pub async fn fetch_signing_key(http: &reqwest::Client, scheme: &str, domain: &st
         return Err(fetch_err(format!("status {}", response.status())));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| fetch_err(e.to_string()))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| fetch_err(e.to_string()))?
+    {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_TOML_BYTES {
             return Err(TomlError::TooLarge { url });
         }
     }
     let text = String::from_utf8(body).map_err(|_| TomlError::NotToml { url: url.clone() })?;
-    let table: toml::Table = text.parse().map_err(|_| TomlError::NotToml { url: url.clone() })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|_| TomlError::NotToml { url: url.clone() })?;
     table
         .get("SIGNING_KEY")
         .and_then(|v| v.as_str())

@@ -1,0 +1,118 @@
+//! The running anchor: configuration with every generated part filled in, and the shared
+//! handles (store, Horizon, HTTP client) that request handlers and workers use.
+
+use std::sync::Arc;
+
+use stellar::Keypair;
+use stellar::horizon::{Horizon, HorizonError};
+
+use crate::config::{AssetConfig, Config, Secret};
+use crate::jwt::Jwt;
+use crate::sep1;
+use crate::store::{Store, StoreError};
+
+pub type AppState = Arc<Anchor>;
+
+pub struct Anchor {
+    pub config: Config,
+    pub signing_key: Keypair,
+    pub jwt: Jwt,
+    pub store: Store,
+    pub horizon: Horizon,
+    /// For outgoing calls other than Horizon (client domains' stellar.toml).
+    pub http: reqwest::Client,
+    pub assets: Vec<AssetConfig>,
+    /// Rendered once at start: the file only changes with the configuration.
+    pub stellar_toml: String,
+    /// What was generated rather than configured, for the start-up banner.
+    pub generated: Vec<&'static str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Horizon(#[from] HorizonError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+    #[error("toml.append_file: {0}")]
+    TomlAppend(String),
+}
+
+impl Anchor {
+    /// Resolves what the configuration leaves out: on a test network, missing keys and
+    /// secrets are generated once and kept in the database, so restarts (and replicas)
+    /// share them.
+    pub async fn new(mut config: Config, store: Store) -> Result<Anchor, StartError> {
+        let mut generated = Vec::new();
+        let signing_key = match config.signing_key.take() {
+            Some(key) => key,
+            None => {
+                generated.push("signing key");
+                generated_keypair(&store, "signing_seed").await?
+            }
+        };
+        let jwt_secret = match config.jwt_secret.take() {
+            Some(secret) => secret,
+            None => {
+                generated.push("JWT secret");
+                Secret::new(
+                    store
+                        .generated_secret("jwt_secret", || {
+                            hex::encode(stellar::random_bytes::<32>())
+                        })
+                        .await?,
+                )
+            }
+        };
+        let mut assets = config.assets.clone();
+        if assets.is_empty() {
+            generated.push("demo asset USDC");
+            assets.push(AssetConfig {
+                code: "USDC".into(),
+                issuer: generated_keypair(&store, "demo_issuer_seed").await?.public_key(),
+                distribution_account: generated_keypair(&store, "demo_distribution_seed").await?.public_key(),
+                status: "test".into(),
+                desc: "Demo asset of a development anchor, issued by a generated test account; it has no value".into(),
+                name: Some("Demo USD".into()),
+                anchor_asset_type: "fiat".into(),
+                anchor_asset: Some("USD".into()),
+                display_decimals: 2,
+            });
+        }
+        let jwt = Jwt::new(
+            jwt_secret.expose().as_bytes(),
+            config.web_auth_endpoint(),
+            config.jwt_lifetime.as_secs(),
+        );
+        let horizon = Horizon::new(&config.horizon_url, config.horizon_timeout)?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("capstan/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .map_err(|e| StartError::Http(e.to_string()))?;
+        let stellar_toml =
+            sep1::render(&config, &signing_key, &assets).map_err(StartError::TomlAppend)?;
+        Ok(Anchor {
+            config,
+            signing_key,
+            jwt,
+            store,
+            horizon,
+            http,
+            assets,
+            stellar_toml,
+            generated,
+        })
+    }
+}
+
+async fn generated_keypair(store: &Store, name: &str) -> Result<Keypair, StoreError> {
+    let seed = store
+        .generated_secret(name, || Keypair::random().secret_seed())
+        .await?;
+    // The value was written by this function; a corrupted row is a broken database, not input.
+    Ok(Keypair::from_secret_seed(&seed)
+        .unwrap_or_else(|_| panic!("generated_secrets.{name} is not a valid secret seed")))
+}

@@ -1,0 +1,82 @@
+//! Request extractors whose rejections are JSON `{"error"}` 4xx answers rather than axum's
+//! plain-text ones.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// The query string, parsed into `T`.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(
+                format!("invalid query string: {}", e.body_text()),
+            )),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// A body sent as JSON or as an HTML form, both of which the SEPs allow for the same fields.
+/// Without a content type, a body that starts with `{` is read as JSON.
+pub struct FormOrJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for FormOrJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let bytes = read_body(req, state).await?;
+        let json = match content_type.as_deref() {
+            Some("application/json") => true,
+            Some("application/x-www-form-urlencoded") => false,
+            None | Some("") | Some("text/plain") => bytes.trim_ascii_start().starts_with(b"{"),
+            Some(other) => {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "content type {other} is not accepted; send application/json or application/x-www-form-urlencoded"
+                )));
+            }
+        };
+        let value = if json {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+        } else {
+            serde_urlencoded::from_bytes(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?
+        };
+        Ok(FormOrJson(value))
+    }
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::bad_request(format!("cannot read request body: {}", e.body_text()))
+            }
+        })
+}

@@ -1,0 +1,104 @@
+//! Starting and stopping the anchor: bind, serve, run the background loops, shut down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::anchor::{Anchor, AppState, StartError};
+use crate::config::Config;
+use crate::http;
+use crate::store::{Store, unix_now};
+
+/// A running anchor. Dropping it does not stop it; call [`Running::shutdown`].
+pub struct Running {
+    pub addr: SocketAddr,
+    pub anchor: AppState,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+}
+
+/// Opens the database, applies migrations, resolves generated keys, binds and serves.
+/// `extra` routes are served beside capstan's own.
+pub async fn start(config: Config, extra: Option<Router<AppState>>) -> Result<Running, ServeError> {
+    let store = Store::connect(&config.database_url, config.database_max_connections)
+        .await
+        .map_err(StartError::from)?;
+    store.migrate().await.map_err(StartError::from)?;
+    let anchor = Arc::new(Anchor::new(config, store).await?);
+    let listen = anchor.config.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: listen,
+            reason: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| ServeError::Bind {
+        addr: listen,
+        reason: e.to_string(),
+    })?;
+    let (stop, stopped) = watch::channel(false);
+
+    let app = http::router(anchor.clone(), extra);
+    let mut server_stopped = stopped.clone();
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = server_stopped.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    let purge = tokio::spawn(purge_used_challenges(anchor.store.clone(), stopped));
+    Ok(Running {
+        addr,
+        anchor,
+        stop,
+        tasks: vec![server, purge],
+    })
+}
+
+impl Running {
+    /// Stops accepting requests, lets requests in flight finish, stops the loops.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.anchor.store.close().await;
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Used challenges only matter until they expire; drop them after.
+async fn purge_used_challenges(store: Store, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = store.purge_used_challenges(unix_now()).await {
+                    tracing::warn!(error = %e, "could not purge used SEP-10 challenges");
+                }
+            }
+            _ = stopped.changed() => return,
+        }
+    }
+}
