@@ -14,4 +14,4 @@ pub mod store;
 
 pub use anchor::{Anchor, AppState};
 pub use config::Config;
-pub use server::{Running, start};
+pub use server::{Running, start, start_on};

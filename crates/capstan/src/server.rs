@@ -33,20 +33,30 @@ pub enum ServeError {
 /// Opens the database, applies migrations, resolves generated keys, binds and serves.
 /// `extra` routes are served beside capstan's own.
 pub async fn start(config: Config, extra: Option<Router<AppState>>) -> Result<Running, ServeError> {
-    let store = Store::connect(&config.database_url, config.database_max_connections)
-        .await
-        .map_err(StartError::from)?;
-    store.migrate().await.map_err(StartError::from)?;
-    let anchor = Arc::new(Anchor::new(config, store).await?);
-    let listen = anchor.config.listen;
+    let listen = config.listen;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| ServeError::Bind {
             addr: listen,
             reason: e.to_string(),
         })?;
+    start_on(listener, config, extra).await
+}
+
+/// Like [`start`], on a listener the caller already bound (tests bind port 0 first, so the
+/// configuration can name the real port).
+pub async fn start_on(
+    listener: TcpListener,
+    config: Config,
+    extra: Option<Router<AppState>>,
+) -> Result<Running, ServeError> {
+    let store = Store::connect(&config.database_url, config.database_max_connections)
+        .await
+        .map_err(StartError::from)?;
+    store.migrate().await.map_err(StartError::from)?;
+    let anchor = Arc::new(Anchor::new(config, store).await?);
     let addr = listener.local_addr().map_err(|e| ServeError::Bind {
-        addr: listen,
+        addr: anchor.config.listen,
         reason: e.to_string(),
     })?;
     let (stop, stopped) = watch::channel(false);
