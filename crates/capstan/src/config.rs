@@ -339,12 +339,20 @@ impl Config {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             ConfigError::Invalid(e.message().to_owned() + &span_hint(text, e.span()))
         })?;
-        apply_env(&mut table, env)?;
+        let from_env = apply_env(&mut table, env)?;
         let file: FileConfig =
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| {
-                    ConfigError::Invalid(e.to_string().trim().replace('\n', " "))
+                    let mut message = e.to_string().trim().replace('\n', " ");
+                    // Serde names the field; when the environment supplied it, name the variable too.
+                    if let Some((var, _)) = from_env
+                        .iter()
+                        .find(|(_, key)| message.contains(&format!("`{key}`")))
+                    {
+                        message = format!("{var}: {message}");
+                    }
+                    ConfigError::Invalid(message)
                 })?;
         Self::validate(file)
     }
@@ -644,10 +652,12 @@ fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 
 /// Overlays `CAPSTAN_<SECTION>_<KEY>=value` onto the table. Section names have no
 /// underscore, so the first `_` after the prefix splits section from key.
+/// Returns the (variable, key) pairs it applied.
 fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut applied = Vec::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
@@ -676,8 +686,9 @@ fn apply_env(
             return Err(key_err(section, "must be a table"));
         };
         section_table.insert(key.to_owned(), toml::Value::String(value));
+        applied.push((name.clone(), key.to_owned()));
     }
-    Ok(())
+    Ok(applied)
 }
 
 #[cfg(test)]

@@ -107,22 +107,13 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
 }
 
+#[derive(Default)]
 pub struct AppOptions {
     /// Extra TOML appended to the generated test configuration.
     pub toml: String,
     /// `None`: a fresh SQLite file in a temporary directory.
     pub database_url: Option<String>,
     pub extra_routes: Option<Router<AppState>>,
-}
-
-impl Default for AppOptions {
-    fn default() -> Self {
-        AppOptions {
-            toml: String::new(),
-            database_url: None,
-            extra_routes: None,
-        }
-    }
 }
 
 impl TestApp {

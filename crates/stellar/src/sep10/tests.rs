@@ -206,10 +206,13 @@ fn time_bounds_are_enforced() {
     );
 }
 
+/// A change to a challenge transaction, for the table of structural checks.
+type Edit = Box<dyn FnOnce(&mut Transaction)>;
+
 #[test]
 fn structure_checks() {
     let f = Fixture::new();
-    let cases: Vec<(Box<dyn FnOnce(&mut Transaction)>, ChallengeError)> = vec![
+    let cases: Vec<(Edit, ChallengeError)> = vec![
         (
             Box::new(|tx| tx.seq_num = SequenceNumber(1)),
             ChallengeError::SequenceNotZero,

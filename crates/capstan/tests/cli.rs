@@ -1,0 +1,256 @@
+//! The `capstan` binary itself: no configuration at all, `init`, `migrate`, restarts and
+//! configuration errors.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::FakeHorizon;
+use serde_json::json;
+use stellar::{Keypair, Network};
+
+const BIN: &str = env!("CARGO_BIN_EXE_capstan");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn capstan(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    // The child must not see the test runner's own CAPSTAN_* settings.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CAPSTAN_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+struct Served {
+    child: Child,
+    url: String,
+    /// Everything printed on stdout, complete once the process has exited.
+    banner: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Served {
+    /// Starts `capstan serve` in `dir` with only the listen address and Horizon URL set, and
+    /// waits until it answers.
+    async fn start(dir: &Path, horizon: &str) -> Served {
+        let port = free_port();
+        let mut child = capstan(dir)
+            .arg("serve")
+            .env("CAPSTAN_SERVER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("CAPSTAN_STELLAR_HORIZON_URL", horizon)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let banner = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        });
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{url}/health")).await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "capstan serve did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Served { child, url, banner }
+    }
+
+    /// Stops it with SIGTERM, checks it exits cleanly, and returns what it printed.
+    fn stop(mut self) -> String {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "capstan exits cleanly on SIGTERM: {status}"
+        );
+        self.banner.join().unwrap().join("\n")
+    }
+
+    async fn signing_key(&self) -> String {
+        let text = reqwest::get(format!("{}/.well-known/stellar.toml", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let toml: toml::Table = text.parse().unwrap();
+        toml["SIGNING_KEY"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn serve_without_configuration_is_a_working_development_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let horizon = FakeHorizon::start().await;
+    let served = Served::start(dir.path(), &horizon.url).await;
+    assert!(
+        dir.path().join("capstan.db").exists(),
+        "the SQLite file is in the working directory"
+    );
+
+    // A full SEP-10 login against the defaults (testnet, home domain localhost:8000).
+    let signing_key = served.signing_key().await;
+    let client = Keypair::random();
+    let http = reqwest::Client::new();
+    let challenge: serde_json::Value = http
+        .get(format!("{}/auth", served.url))
+        .query(&[("account", client.public_key().to_string())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        challenge["network_passphrase"],
+        Network::testnet().passphrase()
+    );
+    let signed = stellar::sep10::sign_challenge(
+        challenge["transaction"].as_str().unwrap(),
+        &Network::testnet(),
+        &[&client],
+    )
+    .unwrap();
+    let token: serde_json::Value = http
+        .post(format!("{}/auth", served.url))
+        .json(&json!({"transaction": signed}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(token["token"].as_str().is_some(), "{token}");
+
+    let banner = served.stop();
+    assert!(
+        banner.contains("listening on http://127.0.0.1:"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("signing key: {signing_key}")),
+        "{banner}"
+    );
+    assert!(banner.contains("sqlite://capstan.db"), "{banner}");
+    assert!(banner.contains("capstan init"), "{banner}");
+
+    // A restart keeps the same identity.
+    let again = Served::start(dir.path(), &horizon.url).await;
+    assert_eq!(again.signing_key().await, signing_key);
+    again.stop();
+}
+
+#[tokio::test]
+async fn init_writes_a_configuration_that_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = capstan(dir.path()).arg("init").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("capstan.toml")).unwrap();
+    let seed_line = text
+        .lines()
+        .find(|l| l.starts_with("signing_seed"))
+        .unwrap();
+    let seed = seed_line.split('"').nth(1).unwrap();
+    let expected_key = Keypair::from_secret_seed(seed)
+        .unwrap()
+        .public_key()
+        .to_string();
+
+    let again = capstan(dir.path()).arg("init").output().unwrap();
+    assert!(
+        !again.status.success(),
+        "init must not overwrite without --force"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    // ./capstan.toml is picked up without --config.
+    let horizon = FakeHorizon::start().await;
+    let served = Served::start(dir.path(), &horizon.url).await;
+    assert_eq!(served.signing_key().await, expected_key);
+    let banner = served.stop();
+    assert!(banner.contains("config:      capstan.toml"), "{banner}");
+    assert!(!banner.contains("generated:"), "{banner}");
+}
+
+#[test]
+fn migrate_applies_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = capstan(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+    assert!(dir.path().join("capstan.db").exists());
+}
+
+#[test]
+fn bad_configuration_stops_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, named) in [
+        ("CAPSTAN_STELLAR_NETWORK", "tesnet", "stellar.network"),
+        (
+            "CAPSTAN_STELLAR_SIGNING_SEED",
+            "SNOTASEED",
+            "stellar.signing_seed",
+        ),
+        ("CAPSTAN_AUTH_JWT_SECRET", "short", "auth.jwt_secret"),
+        ("CAPSTAN_SERVER_LISTNE", "x", "CAPSTAN_SERVER_LISTNE"),
+    ] {
+        let out = capstan(dir.path())
+            .arg("serve")
+            .env(key, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        assert!(lines[0].contains(named), "{key}: {stderr}");
+        assert!(
+            !stderr.contains(value)
+                || key == "CAPSTAN_STELLAR_NETWORK"
+                || key == "CAPSTAN_SERVER_LISTNE",
+            "secret values are not echoed: {stderr}"
+        );
+    }
+    let out = capstan(dir.path())
+        .args(["--config", "missing.toml", "serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+    assert!(
+        !dir.path().join("capstan.db").exists(),
+        "nothing starts half configured"
+    );
+}
