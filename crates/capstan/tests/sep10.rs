@@ -1061,3 +1061,47 @@ async fn session_extractor_yields_account_memo_and_muxed_id() {
     .await;
     assert_eq!(status, 200);
 }
+
+// ---- the same anchor on PostgreSQL ----------------------------------------------------------
+
+#[tokio::test]
+async fn login_and_replay_protection_on_postgres() {
+    let Some(database_url) = common::postgres_url("login_and_replay_protection_on_postgres").await
+    else {
+        return;
+    };
+    let app = TestApp::spawn_with(AppOptions {
+        database_url: Some(database_url),
+        ..Default::default()
+    })
+    .await;
+    let health = json_of(app.get("/health").await).await;
+    assert_eq!(
+        health,
+        (
+            200,
+            json!({"status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION")})
+        )
+    );
+    let client = Keypair::random();
+    let (_, challenge) = app
+        .challenge(&[("account", &client.public_key().to_string()), ("memo", "5")])
+        .await;
+    let signed = sign_challenge(
+        challenge["transaction"].as_str().unwrap(),
+        &app.network,
+        &[&client],
+    )
+    .unwrap();
+    let (status, body) = app.post_token_json(json!({ "transaction": signed })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        claims(body["token"].as_str().unwrap(), &app)["sub"],
+        format!("{}:5", client.public_key())
+    );
+    assert_error(
+        &app.post_token_json(json!({ "transaction": signed })).await,
+        400,
+        "already been used",
+    );
+}
