@@ -67,6 +67,19 @@ pub enum ClientDomainMode {
     Required,
 }
 
+/// How `GET /auth` treats the `Authorization` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestAuthMode {
+    /// The header is ignored: wallets that send their last session token everywhere still
+    /// get challenges.
+    Off,
+    /// Verified when sent.
+    Optional,
+    /// Every challenge request must carry a valid one (401 without it).
+    Required,
+}
+
 // ---- the file's shape --------------------------------------------------------------------
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,6 +134,7 @@ struct AuthSection {
     client_domain_allowlist: Vec<String>,
     #[serde(default, deserialize_with = "lenient::opt")]
     client_domain_timeout_secs: Option<u64>,
+    challenge_request_auth: Option<RequestAuthMode>,
     /// Fetch client domains' stellar.toml over plain HTTP. For local tests only.
     #[serde(default, deserialize_with = "lenient::opt")]
     client_domain_insecure_http: Option<bool>,
@@ -260,6 +274,8 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     pub jwt_lifetime: Duration,
     pub client_domain: ClientDomainPolicy,
+    /// SEP-10 v3.4 signed `Authorization` header on `GET /auth`.
+    pub challenge_request_auth: RequestAuthMode,
     pub database_url: String,
     pub database_max_connections: u32,
     pub documentation: BTreeMap<String, String>,
@@ -610,6 +626,7 @@ impl Config {
             jwt_secret: auth.jwt_secret,
             jwt_lifetime: Duration::from_secs(jwt_lifetime_secs),
             client_domain,
+            challenge_request_auth: auth.challenge_request_auth.unwrap_or(RequestAuthMode::Off),
             database_url,
             database_max_connections: database.max_connections.unwrap_or(10).max(1),
             documentation,

@@ -38,6 +38,8 @@ client_domain = "allowed"
 # Only these client domains are verified (empty: any).
 # client_domain_allowlist = ["wallet.example.com"]
 # client_domain_timeout_secs = 5
+# SEP-10 v3.4 signed Authorization header on GET /auth: "off", "optional", "required".
+# challenge_request_auth = "off"
 
 [database]
 # SQLite file (created if missing) or postgres://user:password@host/db

@@ -1105,3 +1105,180 @@ async fn login_and_replay_protection_on_postgres() {
         "already been used",
     );
 }
+
+// ---- SEP10-09: the signed Authorization header on GET /auth (v3.4) ----------------------
+
+/// A client's request token, built by hand (header, claims, ed25519 signature) so the test
+/// does not share the server's JWT code.
+fn request_token(key: &Keypair, claims: Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+    let signing_input = format!(
+        "{}.{}",
+        B64URL.encode(br#"{"alg":"EdDSA"}"#),
+        B64URL.encode(claims.to_string())
+    );
+    let signature = key.sign(signing_input.as_bytes());
+    format!("{signing_input}.{}", B64URL.encode(signature))
+}
+
+async fn challenge_with_token(
+    app: &TestApp,
+    query: &[(&str, &str)],
+    token: Option<String>,
+) -> (u16, Value) {
+    let mut request = app.http.get(format!("{}/auth", app.url)).query(query);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    json_of(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn sep10_09_signed_challenge_requests_when_required() {
+    let wallet = Keypair::random();
+    let domain = client_domain_server(format!("SIGNING_KEY = \"{}\"\n", wallet.public_key())).await;
+    let mut options = client_domain_app("allowed", &[&domain]);
+    options
+        .toml
+        .push_str("challenge_request_auth = \"required\"\n");
+    let app = TestApp::spawn_with(options).await;
+    let client = Keypair::random();
+    let g = client.public_key().to_string();
+    let endpoint = format!("{}/auth", app.url);
+    let t = now();
+    let claims = |extra: Value| {
+        let mut c = json!({"iat": t, "exp": t + 300, "web_auth_endpoint": endpoint, "account": g});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    };
+
+    assert_error(
+        &challenge_with_token(&app, &[("account", &g)], None).await,
+        401,
+        "Missing authorization header",
+    );
+    let (status, body) = challenge_with_token(
+        &app,
+        &[("account", &g)],
+        Some(request_token(&client, claims(json!({})))),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = challenge_with_token(
+        &app,
+        &[("account", &g), ("memo", "77")],
+        Some(request_token(&client, claims(json!({"memo": "77"})))),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Invalid tokens are 400s that say why.
+    let cases = [
+        (
+            request_token(&Keypair::random(), claims(json!({}))),
+            "not signed by",
+        ),
+        (
+            request_token(&client, claims(json!({"exp": t - 600}))),
+            "expired",
+        ),
+        (
+            request_token(
+                &client,
+                claims(json!({"web_auth_endpoint": "https://evil.example/auth"})),
+            ),
+            "web_auth_endpoint",
+        ),
+        (request_token(&client, claims(json!({"memo": "1"}))), "memo"),
+        (
+            request_token(
+                &client,
+                claims(json!({"account": Keypair::random().public_key().to_string()})),
+            ),
+            "account",
+        ),
+        ("not-a-jwt".to_owned(), "not valid"),
+    ];
+    for (token, why) in cases {
+        assert_error(
+            &challenge_with_token(&app, &[("account", &g)], Some(token)).await,
+            400,
+            why,
+        );
+    }
+
+    // With a client domain the token is signed by that domain's SIGNING_KEY.
+    let query = [("account", g.as_str()), ("client_domain", domain.as_str())];
+    let by_wallet = request_token(&wallet, claims(json!({"client_domain": domain})));
+    let (status, body) = challenge_with_token(&app, &query, Some(by_wallet)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        decode(body["transaction"].as_str().unwrap())
+            .tx
+            .operations
+            .iter()
+            .any(|op| data(op).0 == "client_domain")
+    );
+    let by_account = request_token(&client, claims(json!({"client_domain": domain})));
+    assert_error(
+        &challenge_with_token(&app, &query, Some(by_account)).await,
+        400,
+        "not signed by",
+    );
+    // An application whose domain is not allowed is refused.
+    let other = request_token(&wallet, claims(json!({"client_domain": "other.example"})));
+    assert_error(
+        &challenge_with_token(
+            &app,
+            &[("account", &g), ("client_domain", "other.example")],
+            Some(other),
+        )
+        .await,
+        403,
+        "not allowed",
+    );
+}
+
+#[tokio::test]
+async fn sep10_09_optional_and_off_modes() {
+    let client = Keypair::random();
+    let g = client.public_key().to_string();
+    let optional = TestApp::spawn_with(AppOptions {
+        toml: "[auth]\nchallenge_request_auth = \"optional\"\n".into(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        challenge_with_token(&optional, &[("account", &g)], None)
+            .await
+            .0,
+        200
+    );
+    assert_error(
+        &challenge_with_token(&optional, &[("account", &g)], Some("garbage".into())).await,
+        400,
+        "not valid",
+    );
+    let t = now();
+    let good = request_token(
+        &client,
+        json!({"iat": t, "exp": t + 60, "web_auth_endpoint": format!("{}/auth", optional.url), "account": g}),
+    );
+    assert_eq!(
+        challenge_with_token(&optional, &[("account", &g)], Some(good))
+            .await
+            .0,
+        200
+    );
+
+    // Off (the default): a header, even a stale session token, is ignored.
+    let off = TestApp::spawn().await;
+    assert_eq!(
+        challenge_with_token(&off, &[("account", &g)], Some("garbage".into()))
+            .await
+            .0,
+        200
+    );
+}

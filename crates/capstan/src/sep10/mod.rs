@@ -1,15 +1,19 @@
 //! SEP-10 web authentication: `GET /auth` hands out a challenge, `POST /auth` trades a
 //! signed challenge for a session token.
 
+mod request_auth;
+
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use stellar::ClientAccount;
 use stellar::sep10::{ChallengeRequest, ChallengeVerifier, build_challenge, is_valid_domain};
 
 use crate::anchor::AppState;
-use crate::config::ClientDomainMode;
+use crate::config::{ClientDomainMode, RequestAuthMode};
 use crate::http::{ApiError, FormOrJson, Query};
 use crate::store::unix_now;
 
@@ -23,8 +27,29 @@ pub struct ChallengeQuery {
 
 pub async fn challenge(
     State(anchor): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<ChallengeQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let config = &anchor.config;
+    let request_token = match config.challenge_request_auth {
+        RequestAuthMode::Off => None,
+        mode => {
+            let token = headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim);
+            if mode == RequestAuthMode::Required && token.is_none() {
+                return Err(ApiError::Unauthorized(
+                    "Missing authorization header".into(),
+                ));
+            }
+            token
+        }
+    };
     let account = q
         .account
         .as_deref()
@@ -36,7 +61,6 @@ pub async fn challenge(
         })?;
     let client = ClientAccount::parse(account, q.memo.as_deref().filter(|m| !m.is_empty()))
         .map_err(|e| ApiError::bad_request(format!("account {account:?}: {e}")))?;
-    let config = &anchor.config;
     let home_domain = match q.home_domain.as_deref().filter(|d| !d.is_empty()) {
         None => config.default_home_domain(),
         Some(asked) => config
@@ -90,6 +114,27 @@ pub async fn challenge(
             }
         }
     };
+
+    if let Some(token) = request_token {
+        let sent_client_domain = q.client_domain.as_deref().filter(|d| !d.is_empty());
+        // Signed by the client domain's key when one is named, else by the account's.
+        let signer = match (sent_client_domain, client_domain) {
+            (None, _) => client.account,
+            (Some(_), Some((_, key))) => key,
+            (Some(domain), None) => {
+                return Err(ApiError::Forbidden(format!(
+                    "Application {domain} is not allowed to authenticate."
+                )));
+            }
+        };
+        let params = request_auth::SignedParams {
+            account,
+            memo: q.memo.as_deref().filter(|m| !m.is_empty()),
+            home_domain: q.home_domain.as_deref().filter(|d| !d.is_empty()),
+            client_domain: sent_client_domain,
+        };
+        request_auth::verify(token, &signer, &config.web_auth_endpoint(), &params)?;
+    }
 
     let request = ChallengeRequest {
         client,
