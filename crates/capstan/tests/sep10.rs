@@ -352,13 +352,7 @@ async fn sep10_22_23_29_31_new_account_login_by_json_and_form() {
     assert!(c.get("client_domain").is_none());
 
     // The same flow with a form body.
-    let (_, challenge) = app.challenge(&[("account", &g)]).await;
-    let signed = sign_challenge(
-        challenge["transaction"].as_str().unwrap(),
-        &app.network,
-        &[&client],
-    )
-    .unwrap();
+    let signed = app.signed_challenge(&g, None, &[&client]).await;
     let (status, body) = app.post_token_form(&signed).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(claims(body["token"].as_str().unwrap(), &app)["sub"], g);
@@ -480,15 +474,9 @@ async fn sep10_27_new_account_requires_exactly_the_master_key() {
 async fn sep10_32_a_challenge_yields_one_token() {
     let app = TestApp::spawn().await;
     let client = Keypair::random();
-    let (_, challenge) = app
-        .challenge(&[("account", &client.public_key().to_string())])
+    let signed = app
+        .signed_challenge(&client.public_key().to_string(), None, &[&client])
         .await;
-    let signed = sign_challenge(
-        challenge["transaction"].as_str().unwrap(),
-        &app.network,
-        &[&client],
-    )
-    .unwrap();
     assert_eq!(
         app.post_token_json(json!({ "transaction": signed }))
             .await
@@ -685,15 +673,9 @@ async fn sep10_24_each_verification_step_rejects() {
 async fn sep10_24_bad_input_is_a_4xx_json_error() {
     let app = TestApp::spawn().await;
     let client = Keypair::random();
-    let (_, challenge) = app
-        .challenge(&[("account", &client.public_key().to_string())])
+    let valid = app
+        .signed_challenge(&client.public_key().to_string(), None, &[&client])
         .await;
-    let valid = sign_challenge(
-        challenge["transaction"].as_str().unwrap(),
-        &app.network,
-        &[&client],
-    )
-    .unwrap();
 
     assert_error(
         &app.post_token_json(json!({})).await,
@@ -1084,15 +1066,9 @@ async fn login_and_replay_protection_on_postgres() {
         )
     );
     let client = Keypair::random();
-    let (_, challenge) = app
-        .challenge(&[("account", &client.public_key().to_string()), ("memo", "5")])
+    let signed = app
+        .signed_challenge(&client.public_key().to_string(), Some("5"), &[&client])
         .await;
-    let signed = sign_challenge(
-        challenge["transaction"].as_str().unwrap(),
-        &app.network,
-        &[&client],
-    )
-    .unwrap();
     let (status, body) = app.post_token_json(json!({ "transaction": signed })).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(

@@ -208,6 +208,27 @@ impl TestApp {
         json_of(response).await
     }
 
+    /// A challenge for `account` (+ memo), signed by `signers`.
+    pub async fn signed_challenge(
+        &self,
+        account: &str,
+        memo: Option<&str>,
+        signers: &[&Keypair],
+    ) -> String {
+        let mut query = vec![("account", account)];
+        if let Some(memo) = memo {
+            query.push(("memo", memo));
+        }
+        let (status, body) = self.challenge(&query).await;
+        assert_eq!(status, 200, "challenge failed: {body}");
+        stellar::sep10::sign_challenge(
+            body["transaction"].as_str().unwrap(),
+            &self.network,
+            signers,
+        )
+        .unwrap()
+    }
+
     /// A full login: challenge for `account` (+ memo), signed by `signers`, traded for a token.
     pub async fn login(
         &self,
@@ -215,18 +236,7 @@ impl TestApp {
         memo: Option<&str>,
         signers: &[&Keypair],
     ) -> (u16, Value) {
-        let mut query = vec![("account", account)];
-        if let Some(memo) = memo {
-            query.push(("memo", memo));
-        }
-        let (status, body) = self.challenge(&query).await;
-        assert_eq!(status, 200, "challenge failed: {body}");
-        let signed = stellar::sep10::sign_challenge(
-            body["transaction"].as_str().unwrap(),
-            &self.network,
-            signers,
-        )
-        .unwrap();
+        let signed = self.signed_challenge(account, memo, signers).await;
         self.post_token_json(json!({ "transaction": signed })).await
     }
 
