@@ -1258,3 +1258,112 @@ async fn sep10_09_optional_and_off_modes() {
         200
     );
 }
+
+// ---- network, lifetime, algorithm -----------------------------------------------------------
+
+#[tokio::test]
+async fn sep10_21_public_network_signs_with_the_public_passphrase() {
+    let app = TestApp::spawn_with(AppOptions {
+        toml: "[stellar]\nnetwork = \"public\"\n[[assets]]\ncode = \"USDC\"\nissuer = \"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"\ndistribution_account = \"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let client = Keypair::random();
+    let (status, body) = app
+        .challenge(&[("account", &client.public_key().to_string())])
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["network_passphrase"],
+        "Public Global Stellar Network ; September 2015"
+    );
+    let env = decode(body["transaction"].as_str().unwrap());
+    let key = app.server_key.public_key();
+    assert!(key.verify(
+        &env.tx.hash(Network::public().id()).unwrap(),
+        env.signatures[0].signature.as_slice()
+    ));
+    assert!(!key.verify(
+        &env.tx.hash(Network::testnet().id()).unwrap(),
+        env.signatures[0].signature.as_slice()
+    ));
+    // A client that signs for testnet is refused; one that signs for the public network is not.
+    let testnet_signed = sign_challenge(
+        body["transaction"].as_str().unwrap(),
+        &Network::testnet(),
+        &[&client],
+    )
+    .unwrap();
+    assert_error(
+        &app.post_token_json(json!({ "transaction": testnet_signed }))
+            .await,
+        400,
+        "does not belong",
+    );
+    let public_signed = sign_challenge(
+        body["transaction"].as_str().unwrap(),
+        &Network::public(),
+        &[&client],
+    )
+    .unwrap();
+    assert_eq!(
+        app.post_token_json(json!({ "transaction": public_signed }))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn sep10_33_token_lifetime_is_configured() {
+    let app = TestApp::spawn_with(AppOptions {
+        toml: "[auth]\njwt_lifetime_secs = 600\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let client = Keypair::random();
+    let token = app.token_for(&client, None).await;
+    let c = claims(&token, &app);
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 600);
+}
+
+#[tokio::test]
+async fn sep10_34_unsigned_and_foreign_algorithm_tokens_are_refused() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+    let app = TestApp::spawn_with(AppOptions {
+        extra_routes: Some(Router::new().route("/whoami", get(whoami))),
+        ..Default::default()
+    })
+    .await;
+    let g = Keypair::random().public_key().to_string();
+    let t = now();
+    let payload = B64URL.encode(
+        json!({"iss": format!("{}/auth", app.url), "sub": g, "iat": t, "exp": t + 600, "jti": "x"})
+            .to_string(),
+    );
+    let alg_none = format!(
+        "{}.{payload}.",
+        B64URL.encode(br#"{"alg":"none","typ":"JWT"}"#)
+    );
+    let response = app
+        .http
+        .get(format!("{}/whoami", app.url))
+        .header("Authorization", format!("Bearer {alg_none}"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&json_of(response).await, 403, "not valid");
+    let key = Keypair::random();
+    let eddsa = request_token(
+        &key,
+        json!({"iss": format!("{}/auth", app.url), "sub": g, "iat": t, "exp": t + 600, "jti": "x"}),
+    );
+    let response = app
+        .http
+        .get(format!("{}/whoami", app.url))
+        .header("Authorization", format!("Bearer {eddsa}"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(&json_of(response).await, 403, "not valid");
+}

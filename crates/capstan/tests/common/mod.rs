@@ -281,10 +281,38 @@ pub async fn postgres_url(test: &str) -> Option<String> {
         eprintln!("SKIPPED {test} on PostgreSQL: CAPSTAN_TEST_POSTGRES_URL is not set");
         return None;
     };
-    let schema = format!("capstan_test_{}", hex::encode(stellar::random_bytes::<6>()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let schema = format!(
+        "capstan_test_{now}_{}",
+        hex::encode(stellar::random_bytes::<6>())
+    );
     let pool = sqlx::PgPool::connect(&base)
         .await
         .expect("connect to CAPSTAN_TEST_POSTGRES_URL");
+    // Earlier runs' schemas: dropped once they are an hour old, so no running test loses its own.
+    let old: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'capstan_test_%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("list test schemas");
+    for name in old {
+        let created = name
+            .split('_')
+            .nth(2)
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(0);
+        if created + 3600 < now {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE"
+            )))
+            .execute(&pool)
+            .await;
+        }
+    }
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&pool)
         .await

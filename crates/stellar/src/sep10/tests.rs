@@ -570,3 +570,19 @@ fn domain_validation() {
         assert!(!is_valid_domain(bad), "{bad}");
     }
 }
+
+/// SEP10-18: further ManageData operations from the server account are allowed.
+#[test]
+fn extra_server_operations_are_accepted() {
+    let f = Fixture::new();
+    let server = f.server.public_key();
+    let xdr = f.tampered(|tx| {
+        let mut ops = tx.operations.to_vec();
+        ops.push(manage_data(source(server), "reserved_for_future_use", b"x").unwrap());
+        tx.operations = ops.try_into().unwrap();
+    });
+    f.read_signed(&xdr, &[&f.client])
+        .unwrap()
+        .verify_client_signatures(None)
+        .unwrap();
+}
