@@ -9,6 +9,7 @@ pub mod horizon;
 pub mod keys;
 pub mod network;
 pub mod sep10;
+pub mod sep9;
 pub mod toml_file;
 
 pub use account::ClientAccount;
