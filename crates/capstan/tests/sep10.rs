@@ -1367,3 +1367,31 @@ async fn sep10_34_unsigned_and_foreign_algorithm_tokens_are_refused() {
         .unwrap();
     assert_error(&json_of(response).await, 403, "not valid");
 }
+
+#[tokio::test]
+async fn corrupted_challenges_get_4xx_never_5xx() {
+    let app = TestApp::spawn().await;
+    let client = Keypair::random();
+    let signed = app
+        .signed_challenge(&client.public_key().to_string(), None, &[&client])
+        .await;
+    let bytes = BASE64.decode(&signed).unwrap();
+    for round in 0..60 {
+        let mut mutated = bytes.clone();
+        let [a, b, c] = stellar::random_bytes::<3>();
+        let at = usize::from(u16::from_le_bytes([a, b])) % mutated.len();
+        if round % 2 == 0 {
+            mutated[at] ^= c | 1;
+        } else {
+            mutated.truncate(at);
+        }
+        let (status, body) = app
+            .post_token_json(json!({ "transaction": BASE64.encode(&mutated) }))
+            .await;
+        assert!(
+            (400..500).contains(&status),
+            "status {status} for a corrupted challenge: {body}"
+        );
+        assert!(body["error"].is_string());
+    }
+}

@@ -468,10 +468,9 @@ impl VerifiedChallenge {
             let [only] = self.signatures.as_slice() else {
                 return Err(self.extra_signature_error(&[self.client.account]));
             };
-            return if self
-                .client
-                .account
-                .verify(&self.hash, only.signature.as_slice())
+            let master = self.client.account;
+            return if only.hint.0 == master.hint()
+                && master.verify(&self.hash, only.signature.as_slice())
             {
                 Ok(())
             } else {

@@ -586,3 +586,54 @@ fn extra_server_operations_are_accepted() {
         .verify_client_signatures(None)
         .unwrap();
 }
+
+/// Random corruptions of a valid signed challenge: every one is refused or accepted, none
+/// panics. (A cheap stand-in for a fuzzer, run on every `cargo test`.)
+#[test]
+fn corrupted_challenges_never_panic() {
+    let f = Fixture::new();
+    let signed = sign_challenge(&f.challenge(), &f.network, &[&f.client]).unwrap();
+    let bytes = BASE64.decode(&signed).unwrap();
+    let v = f.verifier();
+    for round in 0..1000 {
+        let mut mutated = bytes.clone();
+        let [a, b, c, d] = crate::random_bytes::<4>();
+        let at = usize::from(u16::from_le_bytes([a, b])) % mutated.len();
+        match round % 3 {
+            0 => mutated[at] ^= c | 1,
+            1 => mutated.truncate(at),
+            _ => mutated.splice(at..at, [c, d]).for_each(drop),
+        }
+        if let Ok(read) = v.read(&BASE64.encode(&mutated), NOW + 1) {
+            let _ = read.verify_client_signatures(None);
+            let _ = read.verify_client_signatures(Some(&f.signers(&[], 1)));
+        }
+    }
+}
+
+/// A signature whose hint names another key is refused even when its bytes verify: the hint
+/// is outside the signed hash, so accepting it would accept altered envelopes.
+#[test]
+fn signature_hints_must_match() {
+    let f = Fixture::new();
+    let signed = sign_challenge(&f.challenge(), &f.network, &[&f.client]).unwrap();
+    let TransactionEnvelope::Tx(mut env) = decode(&signed).unwrap() else {
+        unreachable!()
+    };
+    let mut signatures = env.signatures.to_vec();
+    signatures[1].hint = SignatureHint([0, 0, 0, 0]);
+    env.signatures = signatures.try_into().unwrap();
+    let altered = TransactionEnvelope::Tx(env)
+        .to_xdr_base64(Limits::none())
+        .unwrap();
+    let read = f.verifier().read(&altered, NOW + 1).unwrap();
+    assert_eq!(
+        read.verify_client_signatures(None).unwrap_err(),
+        ChallengeError::UnrecognizedSignature
+    );
+    assert_eq!(
+        read.verify_client_signatures(Some(&f.signers(&[], 1)))
+            .unwrap_err(),
+        ChallengeError::UnrecognizedSignature
+    );
+}
