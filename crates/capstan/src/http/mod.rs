@@ -13,7 +13,6 @@ use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::CorsLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -25,6 +24,8 @@ use crate::anchor::AppState;
 use crate::{health, sep1, sep10};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// No request may hold a connection longer than this (outgoing calls have shorter limits).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Every route capstan serves. `extra` lets an embedding binary (or a test) add its own
 /// routes behind the same layers.
@@ -45,7 +46,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal("a request handler panicked".into()))
         }))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn(deadline))
         // SEP-10 requires `Access-Control-Allow-Origin: *` on every response, errors included,
         // and answers to preflight requests; the other SEPs expect the same.
         .layer(CorsLayer::permissive())
@@ -59,4 +60,17 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Ends a request that outlives the deadline with a JSON 503, like every other error.
+async fn deadline(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::Unavailable(
+            "the request took too long; try again shortly".into(),
+        )),
+    }
 }
