@@ -21,7 +21,6 @@ pub struct Anchor {
     pub horizon: Horizon,
     /// For outgoing calls other than Horizon (client domains' stellar.toml).
     pub http: reqwest::Client,
-    pub assets: Vec<AssetConfig>,
     /// Rendered once at start: the file only changes with the configuration.
     pub stellar_toml: String,
     /// What was generated rather than configured, for the start-up banner.
@@ -66,10 +65,11 @@ impl Anchor {
                 )
             }
         };
-        let mut assets = config.assets.clone();
-        if assets.is_empty() {
+        // The demo asset joins the configured ones, so `config.assets` is the one list of
+        // assets served.
+        if config.assets.is_empty() {
             generated.push("demo asset USDC");
-            assets.push(AssetConfig {
+            config.assets.push(AssetConfig {
                 code: "USDC".into(),
                 issuer: generated_keypair(&store, "demo_issuer_seed").await?.public_key(),
                 distribution_account: generated_keypair(&store, "demo_distribution_seed").await?.public_key(),
@@ -92,8 +92,7 @@ impl Anchor {
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
             .map_err(|e| StartError::Http(e.to_string()))?;
-        let stellar_toml =
-            sep1::render(&config, &signing_key, &assets).map_err(StartError::TomlAppend)?;
+        let stellar_toml = sep1::render(&config, &signing_key).map_err(StartError::TomlAppend)?;
         Ok(Anchor {
             config,
             signing_key,
@@ -101,7 +100,6 @@ impl Anchor {
             store,
             horizon,
             http,
-            assets,
             stellar_toml,
             generated,
         })

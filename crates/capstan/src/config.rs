@@ -281,7 +281,8 @@ pub struct Config {
     pub documentation: BTreeMap<String, String>,
     /// Operator TOML appended to the generated stellar.toml.
     pub toml_append: Option<String>,
-    /// Empty: a demo asset is created (never on the public network).
+    /// The assets served. Left empty by the configuration, it gets a demo asset at start
+    /// (never on the public network).
     pub assets: Vec<AssetConfig>,
 }
 

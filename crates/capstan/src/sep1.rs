@@ -7,7 +7,7 @@ use stellar::Keypair;
 use toml::{Table, Value};
 
 use crate::anchor::AppState;
-use crate::config::{AssetConfig, Config};
+use crate::config::Config;
 
 /// The SEP-1 version the generated file follows.
 pub const SEP1_VERSION: &str = "2.7.0";
@@ -28,11 +28,8 @@ pub async fn stellar_toml(State(anchor): State<AppState>) -> impl IntoResponse {
 /// capstan does not generate. Fails when that TOML is invalid, redefines a key capstan
 /// generates, or makes the file larger than SEP-1 allows: better to refuse to
 /// start than to publish a file wallets reject.
-pub fn render(
-    config: &Config,
-    signing_key: &Keypair,
-    assets: &[AssetConfig],
-) -> Result<String, String> {
+pub fn render(config: &Config, signing_key: &Keypair) -> Result<String, String> {
+    let assets = &config.assets;
     let mut root = Table::new();
     let s = |v: &str| Value::String(v.to_owned());
     root.insert("VERSION".into(), s(SEP1_VERSION));

@@ -1,6 +1,7 @@
 //! The SEP-10 session extractor that every authenticated endpoint uses.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use stellar::{ClientAccount, PublicKey};
@@ -38,6 +39,15 @@ impl Session {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header, if there is a non-empty one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim()).filter(|t| !t.is_empty())
+}
+
 impl FromRequestParts<AppState> for Session {
     type Rejection = ApiError;
 
@@ -45,23 +55,14 @@ impl FromRequestParts<AppState> for Session {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::Forbidden(
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Err(ApiError::Forbidden(
                 "missing Authorization header: send 'Authorization: Bearer <SEP-10 token>'".into(),
-            )
+            ));
+        }
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            ApiError::Forbidden("Authorization header must be 'Bearer <SEP-10 token>'".into())
         })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::Forbidden("Authorization header must be 'Bearer <SEP-10 token>'".into())
-            })?;
         let claims = state
             .jwt
             .verify(token)

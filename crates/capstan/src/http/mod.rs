@@ -16,7 +16,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-pub use auth::Session;
+pub use auth::{Session, bearer_token};
 pub use error::ApiError;
 pub use extract::{FormOrJson, Query};
 

@@ -6,7 +6,6 @@ mod request_auth;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use stellar::ClientAccount;
@@ -14,7 +13,7 @@ use stellar::sep10::{ChallengeRequest, ChallengeVerifier, build_challenge, is_va
 
 use crate::anchor::AppState;
 use crate::config::{ClientDomainMode, RequestAuthMode};
-use crate::http::{ApiError, FormOrJson, Query};
+use crate::http::{ApiError, FormOrJson, Query, bearer_token};
 use crate::store::unix_now;
 
 #[derive(Debug, Deserialize)]
@@ -23,6 +22,11 @@ pub struct ChallengeQuery {
     memo: Option<String>,
     home_domain: Option<String>,
     client_domain: Option<String>,
+}
+
+/// A query parameter, with an empty value treated as absent (`?memo=` is no memo).
+fn param(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
 }
 
 pub async fn challenge(
@@ -34,14 +38,7 @@ pub async fn challenge(
     let request_token = match config.challenge_request_auth {
         RequestAuthMode::Off => None,
         mode => {
-            let token = headers
-                .get(AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(str::trim);
+            let token = bearer_token(&headers);
             if mode == RequestAuthMode::Required && token.is_none() {
                 return Err(ApiError::Unauthorized(
                     "Missing authorization header".into(),
@@ -50,18 +47,18 @@ pub async fn challenge(
             token
         }
     };
-    let account = q
-        .account
-        .as_deref()
-        .filter(|a| !a.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing required query parameter 'account' (a G... or M... address)",
-            )
-        })?;
-    let client = ClientAccount::parse(account, q.memo.as_deref().filter(|m| !m.is_empty()))
+    // As sent; the home domain and client domain are resolved against the configuration below.
+    let (memo, sent_home_domain, sent_client_domain) = (
+        param(&q.memo),
+        param(&q.home_domain),
+        param(&q.client_domain),
+    );
+    let account = param(&q.account).ok_or_else(|| {
+        ApiError::bad_request("missing required query parameter 'account' (a G... or M... address)")
+    })?;
+    let client = ClientAccount::parse(account, memo)
         .map_err(|e| ApiError::bad_request(format!("account {account:?}: {e}")))?;
-    let home_domain = match q.home_domain.as_deref().filter(|d| !d.is_empty()) {
+    let home_domain = match sent_home_domain {
         None => config.default_home_domain(),
         Some(asked) => config
             .home_domains
@@ -75,10 +72,7 @@ pub async fn challenge(
             })?,
     };
 
-    let client_domain = match (
-        config.client_domain.mode,
-        q.client_domain.as_deref().filter(|d| !d.is_empty()),
-    ) {
+    let client_domain = match (config.client_domain.mode, sent_client_domain) {
         (ClientDomainMode::Required, None) => {
             return Err(ApiError::bad_request(
                 "client_domain is required by this server",
@@ -116,7 +110,6 @@ pub async fn challenge(
     };
 
     if let Some(token) = request_token {
-        let sent_client_domain = q.client_domain.as_deref().filter(|d| !d.is_empty());
         // Signed by the client domain's key when one is named, else by the account's.
         let signer = match (sent_client_domain, client_domain) {
             (None, _) => client.account,
@@ -129,8 +122,8 @@ pub async fn challenge(
         };
         let params = request_auth::SignedParams {
             account,
-            memo: q.memo.as_deref().filter(|m| !m.is_empty()),
-            home_domain: q.home_domain.as_deref().filter(|d| !d.is_empty()),
+            memo,
+            home_domain: sent_home_domain,
             client_domain: sent_client_domain,
         };
         request_auth::verify(token, &signer, &config.web_auth_endpoint(), &params)?;
@@ -191,9 +184,10 @@ pub async fn token(
         .account_signers(&challenge.client.account)
         .await?;
     challenge.verify_client_signatures(signers.as_ref())?;
+    let hash = challenge.hash_hex();
     if !anchor
         .store
-        .consume_challenge(&challenge.hash_hex(), challenge.max_time as i64)
+        .consume_challenge(&hash, challenge.max_time as i64)
         .await?
     {
         return Err(ApiError::bad_request(
@@ -203,7 +197,7 @@ pub async fn token(
     let claims = anchor.jwt.claims(
         challenge.client.sub(),
         now,
-        challenge.hash_hex(),
+        hash,
         challenge
             .client_domain
             .as_ref()
