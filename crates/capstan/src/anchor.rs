@@ -8,6 +8,10 @@ use stellar::horizon::{Horizon, HorizonError};
 
 use crate::config::{AssetConfig, Config, Secret};
 use crate::jwt::Jwt;
+use crate::kyc::Customers;
+use crate::kyc::builtin::BuiltinCustomers;
+use crate::kyc::business::BusinessCustomers;
+use crate::kyc::files::FileStore;
 use crate::sep1;
 use crate::store::{Store, StoreError};
 
@@ -25,6 +29,11 @@ pub struct Anchor {
     pub stellar_toml: String,
     /// What was generated rather than configured, for the start-up banner.
     pub generated: Vec<&'static str>,
+    /// SEP-12 customers: built in, on the business server, or the embedder's own.
+    pub customers: Arc<dyn Customers>,
+    pub files: FileStore,
+    /// Wakes the callback sender when something was queued.
+    pub outbox_wake: tokio::sync::Notify,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,13 +46,20 @@ pub enum StartError {
     Http(String),
     #[error("toml.append_file: {0}")]
     TomlAppend(String),
+    #[error("kyc.business_url: {0}")]
+    Business(String),
 }
 
 impl Anchor {
     /// Resolves what the configuration leaves out: on a test network, missing keys and
     /// secrets are generated once and kept in the database, so restarts (and replicas)
     /// share them.
-    pub async fn new(mut config: Config, store: Store) -> Result<Anchor, StartError> {
+    /// `customers` replaces the configured customers integration (for embedders).
+    pub async fn new(
+        mut config: Config,
+        store: Store,
+        customers: Option<Arc<dyn Customers>>,
+    ) -> Result<Anchor, StartError> {
         let mut generated = Vec::new();
         let signing_key = match config.signing_key.take() {
             Some(key) => key,
@@ -93,6 +109,19 @@ impl Anchor {
             .build()
             .map_err(|e| StartError::Http(e.to_string()))?;
         let stellar_toml = sep1::render(&config, &signing_key).map_err(StartError::TomlAppend)?;
+        let files = FileStore::new(store.clone(), config.kyc.files_dir.clone());
+        let customers: Arc<dyn Customers> = match (customers, &config.kyc.business) {
+            (Some(customers), _) => customers,
+            (None, Some(server)) => {
+                BusinessCustomers::new(store.clone(), files.clone(), server.clone())
+                    .map_err(StartError::Business)?
+            }
+            (None, None) => Arc::new(BuiltinCustomers::new(
+                store.clone(),
+                Arc::new(config.kyc.clone()),
+                files.clone(),
+            )),
+        };
         Ok(Anchor {
             config,
             signing_key,
@@ -102,6 +131,9 @@ impl Anchor {
             http,
             stellar_toml,
             generated,
+            customers,
+            files,
+            outbox_wake: tokio::sync::Notify::new(),
         })
     }
 }

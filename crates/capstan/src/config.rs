@@ -11,11 +11,17 @@ use std::time::Duration;
 use serde::Deserialize;
 use stellar::{Keypair, Network, PublicKey};
 
+mod kyc;
+
+pub use kyc::{AdminConfig, BusinessServer, CustomerType, KycConfig, ReviewMode};
+
 /// Where `capstan` looks for its configuration when neither `--config` nor `CAPSTAN_CONFIG`
 /// names a file.
 pub const DEFAULT_CONFIG_FILE: &str = "capstan.toml";
 const ENV_PREFIX: &str = "CAPSTAN_";
-const SECTIONS: &[&str] = &["server", "stellar", "auth", "database", "toml"];
+const SECTIONS: &[&str] = &[
+    "server", "stellar", "auth", "database", "toml", "kyc", "admin",
+];
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
 /// A secret string. It never prints, so a `{:?}` of the configuration is safe to log.
@@ -95,6 +101,10 @@ struct FileConfig {
     database: DatabaseSection,
     #[serde(default)]
     toml: TomlSection,
+    #[serde(default)]
+    kyc: kyc::KycSection,
+    #[serde(default)]
+    admin: kyc::AdminSection,
     #[serde(default)]
     documentation: BTreeMap<String, String>,
     #[serde(default)]
@@ -284,6 +294,9 @@ pub struct Config {
     /// The assets served. Left empty by the configuration, it gets a demo asset at start
     /// (never on the public network).
     pub assets: Vec<AssetConfig>,
+    pub kyc: KycConfig,
+    /// The operator API; `None` when no `admin.api_key` is configured.
+    pub admin: Option<AdminConfig>,
 }
 
 /// The `[DOCUMENTATION]` keys SEP-1 defines.
@@ -381,6 +394,8 @@ impl Config {
             auth,
             database,
             toml,
+            kyc,
+            admin,
             documentation,
             assets,
         } = file;
@@ -633,13 +648,21 @@ impl Config {
             documentation,
             toml_append: toml.append_file.map(|p| p.display().to_string()),
             assets: validated_assets,
+            kyc: kyc::validate_kyc(kyc)?,
+            admin: kyc::validate_admin(admin)?,
         })
     }
 
-    /// Reads the file named by `toml.append_file`, relative to the configuration file.
+    /// Reads the file named by `toml.append_file`, and resolves `kyc.files_dir`, relative to
+    /// the configuration file.
     fn resolve_relative_to(&mut self, config_path: &Path) -> Result<(), ConfigError> {
+        let base = config_path.parent().unwrap_or(Path::new("."));
+        if let Some(dir) = &self.kyc.files_dir
+            && dir.is_relative()
+        {
+            self.kyc.files_dir = Some(base.join(dir));
+        }
         if let Some(name) = &self.toml_append {
-            let base = config_path.parent().unwrap_or(Path::new("."));
             let path = base.join(name);
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| key_err("toml.append_file", format!("{}: {e}", path.display())))?;
@@ -650,6 +673,11 @@ impl Config {
 
     pub fn default_home_domain(&self) -> &str {
         &self.home_domains[0]
+    }
+
+    /// KYC_SERVER: where the SEP-12 endpoints are served.
+    pub fn kyc_server(&self) -> String {
+        format!("{}/kyc", self.base_url)
     }
 
     /// WEB_AUTH_ENDPOINT, and the `iss` of the tokens it issues.

@@ -11,12 +11,24 @@ use tokio::task::JoinHandle;
 
 use crate::anchor::{Anchor, AppState, StartError};
 use crate::config::Config;
-use crate::http;
+use crate::kyc::Customers;
 use crate::store::{Store, unix_now};
+use crate::{admin, http, notify};
+
+/// What an embedding binary (or a test) adds to the anchor.
+#[derive(Default)]
+pub struct Extensions {
+    /// Routes served beside capstan's own, behind the same layers.
+    pub routes: Option<Router<AppState>>,
+    /// Replaces the configured SEP-12 customers integration.
+    pub customers: Option<Arc<dyn Customers>>,
+}
 
 /// A running anchor. Dropping it does not stop it; call [`Running::shutdown`].
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the admin API listens, when it is configured.
+    pub admin_addr: Option<SocketAddr>,
     pub anchor: AppState,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -28,6 +40,8 @@ pub enum ServeError {
     Start(#[from] StartError),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
+    #[error("cannot listen on {addr} (admin.listen): {reason}")]
+    BindAdmin { addr: SocketAddr, reason: String },
 }
 
 /// Opens the database, applies migrations, resolves generated keys, binds and serves.
@@ -40,7 +54,15 @@ pub async fn start(config: Config, extra: Option<Router<AppState>>) -> Result<Ru
             addr: listen,
             reason: e.to_string(),
         })?;
-    start_on(listener, config, extra).await
+    start_with(
+        listener,
+        config,
+        Extensions {
+            routes: extra,
+            customers: None,
+        },
+    )
+    .await
 }
 
 /// Like [`start`], on a listener the caller already bound (tests bind port 0 first, so the
@@ -50,11 +72,42 @@ pub async fn start_on(
     config: Config,
     extra: Option<Router<AppState>>,
 ) -> Result<Running, ServeError> {
+    start_with(
+        listener,
+        config,
+        Extensions {
+            routes: extra,
+            customers: None,
+        },
+    )
+    .await
+}
+
+/// Like [`start_on`], with an embedder's own routes and integrations.
+pub async fn start_with(
+    listener: TcpListener,
+    config: Config,
+    extensions: Extensions,
+) -> Result<Running, ServeError> {
+    let admin_listener = match &config.admin {
+        Some(admin) => {
+            Some(
+                TcpListener::bind(admin.listen)
+                    .await
+                    .map_err(|e| ServeError::BindAdmin {
+                        addr: admin.listen,
+                        reason: e.to_string(),
+                    })?,
+            )
+        }
+        None => None,
+    };
     let store = Store::connect(&config.database_url, config.database_max_connections)
         .await
         .map_err(StartError::from)?;
     store.migrate().await.map_err(StartError::from)?;
-    let anchor = Arc::new(Anchor::new(config, store).await?);
+    let anchor = Arc::new(Anchor::new(config, store, extensions.customers).await?);
+    let extra = extensions.routes;
     let addr = listener.local_addr().map_err(|e| ServeError::Bind {
         addr: anchor.config.listen,
         reason: e.to_string(),
@@ -74,12 +127,35 @@ pub async fn start_on(
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
-    let purge = tokio::spawn(purge_used_challenges(anchor.store.clone(), stopped));
+    let mut tasks = vec![server];
+    let mut admin_addr = None;
+    if let Some(listener) = admin_listener {
+        admin_addr = listener.local_addr().ok();
+        let app = admin::router(anchor.clone());
+        let mut admin_stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = admin_stopped.changed().await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "admin HTTP server failed");
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(notify::run(anchor.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(purge_used_challenges(
+        anchor.store.clone(),
+        stopped,
+    )));
     Ok(Running {
         addr,
+        admin_addr,
         anchor,
         stop,
-        tasks: vec![server, purge],
+        tasks,
     })
 }
 

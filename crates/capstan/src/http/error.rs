@@ -8,6 +8,7 @@ use serde_json::json;
 use stellar::horizon::HorizonError;
 use stellar::sep10::ChallengeError;
 
+use crate::kyc::KycError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +23,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
-    #[error("request body is larger than this endpoint accepts")]
-    PayloadTooLarge,
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{0}")]
+    BadGateway(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -37,6 +40,10 @@ impl ApiError {
         ApiError::BadRequest(message.into())
     }
 
+    pub fn too_large() -> Self {
+        ApiError::PayloadTooLarge("request body is larger than this endpoint accepts".into())
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -44,8 +51,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -56,7 +64,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
-            ApiError::Unavailable(detail) => tracing::warn!(%detail, "dependency unavailable"),
+            ApiError::Unavailable(detail) | ApiError::BadGateway(detail) => {
+                tracing::warn!(%detail, "dependency unavailable")
+            }
             _ => tracing::debug!(error = %self, "request rejected"),
         }
         (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
@@ -70,6 +80,18 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable("the database is unavailable; try again shortly".into())
             }
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<KycError> for ApiError {
+    fn from(e: KycError) -> Self {
+        match e {
+            KycError::BadRequest(m) => ApiError::BadRequest(m),
+            KycError::NotFound(m) => ApiError::NotFound(m),
+            KycError::BadGateway(m) => ApiError::BadGateway(m),
+            KycError::Unavailable(m) => ApiError::Unavailable(m),
+            KycError::Store(e) => e.into(),
         }
     }
 }

@@ -74,7 +74,7 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Api
         .await
         .map_err(|e: BytesRejection| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
+                ApiError::too_large()
             } else {
                 ApiError::bad_request(format!("cannot read request body: {}", e.body_text()))
             }

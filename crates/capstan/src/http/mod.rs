@@ -21,7 +21,7 @@ pub use error::ApiError;
 pub use extract::{FormOrJson, Query};
 
 use crate::anchor::AppState;
-use crate::{health, sep1, sep10};
+use crate::{health, sep1, sep10, sep12};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// No request may hold a connection longer than this (outgoing calls have shorter limits).
@@ -34,6 +34,10 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .route("/.well-known/stellar.toml", get(sep1::stellar_toml))
         .route("/auth", get(sep10::challenge).post(sep10::token))
         .route("/health", get(health::health));
+    routes = routes.merge(sep12::router(
+        state.config.kyc.max_file_bytes,
+        state.config.max_body_bytes,
+    ));
     if let Some(extra) = extra {
         routes = routes.merge(extra);
     }

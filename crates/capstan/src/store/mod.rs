@@ -11,7 +11,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 mod auth;
+mod callbacks;
+mod customers;
+mod files;
 mod secrets;
+
+pub use callbacks::{CallbackRow, OutboxRow};
+pub use customers::{CustomerRow, Erased, FieldRow, FieldWrite};
+pub use files::FileRow;
 
 #[derive(Debug, Clone)]
 pub enum Store {

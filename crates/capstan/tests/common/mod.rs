@@ -321,3 +321,30 @@ pub async fn postgres_url(test: &str) -> Option<String> {
     let sep = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
+
+// ---- SEP-12 and the admin API ------------------------------------------------------------
+
+/// The admin API key the KYC tests configure (`[admin] api_key`).
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+impl TestApp {
+    /// KYC_SERVER.
+    pub fn kyc_url(&self) -> String {
+        format!("{}/kyc", self.url)
+    }
+
+    /// The admin API's base URL; the test must have configured `[admin]` (see
+    /// [`admin_toml`]).
+    pub fn admin_url(&self) -> String {
+        let addr = self
+            .running
+            .admin_addr
+            .expect("the admin API is configured for this test");
+        format!("http://{addr}")
+    }
+}
+
+/// TOML that turns on the admin API on a free port with [`ADMIN_KEY`].
+pub fn admin_toml() -> String {
+    format!("[admin]\nlisten = \"127.0.0.1:0\"\napi_key = \"{ADMIN_KEY}\"\n")
+}

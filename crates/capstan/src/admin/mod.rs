@@ -1,0 +1,84 @@
+//! The operator API, on its own listener (`[admin] listen`) and behind its own bearer key
+//! (`[admin] api_key`): never reachable through the public port. Customers today;
+//! transactions join it later.
+
+mod customers;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::anchor::AppState;
+use crate::http::ApiError;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/admin/customers", get(customers::list))
+        .route("/admin/customers/{id}", get(customers::show))
+        .route("/admin/customers/{id}/accept", post(customers::accept))
+        .route("/admin/customers/{id}/reject", post(customers::reject))
+        .route("/admin/customers/{id}/request-info", post(customers::request_info))
+        .route("/admin/customers/{id}/notify", post(customers::notify))
+        .route("/admin/files/{id}", get(customers::file))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key))
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::Internal(
+                "a request handler panicked".into(),
+            ))
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    tracing::info_span!("admin", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+async fn require_api_key(
+    State(anchor): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(admin) = &anchor.config.admin else {
+        return Err(ApiError::NotFound("the admin API is not configured".into()));
+    };
+    let given = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !constant_time_eq(given.as_bytes(), admin.api_key.expose().as_bytes()) {
+        return Err(ApiError::Unauthorized(
+            "send 'Authorization: Bearer <admin.api_key>'".into(),
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing of the key.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A unix time as ISO 8601 UTC.
+pub fn iso_time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}

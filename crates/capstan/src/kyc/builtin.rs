@@ -1,0 +1,269 @@
+//! The built-in customers store: SEP-9 values kept by capstan, judged by the configured
+//! review mode.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::files::FileStore;
+use super::status::{FieldState, customer_info};
+use super::{
+    Caller, CustomerInfo, CustomerQuery, CustomerUpdate, Customers, FieldStatus, Identity,
+    KycError, KycResult, Lookup, not_found_for_id,
+};
+use crate::config::{CustomerType, KycConfig, ReviewMode};
+use crate::store::{CustomerRow, FieldRow, FieldWrite, Store};
+
+pub struct BuiltinCustomers {
+    store: Store,
+    config: Arc<KycConfig>,
+    files: FileStore,
+}
+
+impl BuiltinCustomers {
+    pub fn new(store: Store, config: Arc<KycConfig>, files: FileStore) -> BuiltinCustomers {
+        BuiltinCustomers {
+            store,
+            config,
+            files,
+        }
+    }
+
+    fn kind(&self, name: &str) -> KycResult<&CustomerType> {
+        self.config.types.get(name).ok_or_else(|| {
+            KycError::BadRequest(format!(
+                "unknown type: {name}; this anchor's types are {}",
+                self.config.type_names()
+            ))
+        })
+    }
+
+    /// The customer a lookup names, if it exists and the caller owns it.
+    async fn find(&self, caller: &Caller, lookup: &Lookup) -> KycResult<Option<CustomerRow>> {
+        match lookup {
+            Lookup::Id(id) => match self.store.customer_by_id(id).await? {
+                Some(row) if caller.owns(&row.account, &row.memo) => Ok(Some(row)),
+                _ => Err(not_found_for_id(id)),
+            },
+            // SEP-31 transactions name their customers; until a transaction store exists
+            // no transaction id is known.
+            Lookup::Transaction(id) => {
+                Err(KycError::NotFound(format!("transaction not found: {id}")))
+            }
+            Lookup::Identity(identity) => Ok(self
+                .store
+                .customer_by_identity(&identity.account.to_string(), identity.memo_key())
+                .await?),
+        }
+    }
+
+    /// SEP12-09: an account registers customers either with memos (it is shared) or
+    /// without, never both.
+    async fn check_sharing(&self, identity: &Identity) -> KycResult<()> {
+        let account = identity.account.to_string();
+        let shared = identity.memo.is_some();
+        if self.store.account_has_customers(&account, !shared).await? {
+            return Err(KycError::BadRequest(if shared {
+                format!(
+                    "account {account} registered its customer without a memo, so it is not a shared account; send no memo"
+                )
+            } else {
+                format!(
+                    "account {account} is shared: its customers are told apart by memo; send the memo of the customer"
+                )
+            }));
+        }
+        Ok(())
+    }
+
+    /// The status a newly provided value starts with.
+    fn fresh_status(&self, name: &str) -> (FieldStatus, Option<String>) {
+        if self.config.verify_fields.iter().any(|f| f == name) {
+            (FieldStatus::VerificationRequired, Some(verification_code()))
+        } else {
+            (self.reviewed_status(), None)
+        }
+    }
+
+    fn reviewed_status(&self) -> FieldStatus {
+        match self.config.review {
+            ReviewMode::Auto => FieldStatus::Accepted,
+            ReviewMode::Manual => FieldStatus::Processing,
+        }
+    }
+
+    async fn plan_writes(
+        &self,
+        update: &CustomerUpdate,
+        customer_id: Option<&str>,
+        existing: &[FieldRow],
+    ) -> KycResult<(Vec<FieldWrite>, Vec<String>)> {
+        let current = |name: &str| existing.iter().find(|f| f.name == name);
+        let mut writes = Vec::new();
+        for (name, value) in &update.fields {
+            // Sending the same value again changes nothing (PUT is idempotent).
+            if let Some(f) = current(name)
+                && f.value.as_deref() == Some(value.as_str())
+                && f.status != FieldStatus::Rejected.as_str()
+            {
+                continue;
+            }
+            let (status, code) = self.fresh_status(name);
+            writes.push(FieldWrite {
+                name: name.clone(),
+                value: Some(value.clone()),
+                file_id: None,
+                status: status.as_str().into(),
+                error: None,
+                verification_code: code,
+            });
+        }
+        let mut attach = Vec::new();
+        for (name, file_id) in &update.files {
+            let file = self.files.owned(&update.caller, file_id).await?;
+            let Some(file) = file else {
+                return Err(KycError::BadRequest(format!(
+                    "{name}_file_id: no file {file_id} was uploaded by this account"
+                )));
+            };
+            if current(name).and_then(|f| f.file_id.as_deref()) == Some(file_id.as_str()) {
+                continue;
+            }
+            if file
+                .customer_id
+                .as_deref()
+                .is_some_and(|owner| Some(owner) != customer_id)
+            {
+                return Err(KycError::BadRequest(format!(
+                    "{name}_file_id: file {file_id} already belongs to another customer"
+                )));
+            }
+            writes.push(FieldWrite {
+                name: name.clone(),
+                value: None,
+                file_id: Some(file_id.clone()),
+                status: self.reviewed_status().as_str().into(),
+                error: None,
+                verification_code: None,
+            });
+            attach.push(file_id.clone());
+        }
+        for (name, code) in &update.verifications {
+            if update.fields.contains_key(name) {
+                return Err(KycError::BadRequest(format!(
+                    "{name}_verification: {name} is being changed in the same request; send the code for the new value in a later request"
+                )));
+            }
+            let pending = current(name)
+                .filter(|f| f.status == FieldStatus::VerificationRequired.as_str())
+                .ok_or_else(|| {
+                    KycError::BadRequest(format!(
+                        "{name}_verification: {name} is not waiting for a verification code"
+                    ))
+                })?;
+            if pending.verification_code.as_deref() != Some(code.trim()) {
+                return Err(KycError::BadRequest(format!(
+                    "{name}_verification: the code is not the one sent for {name}"
+                )));
+            }
+            writes.push(FieldWrite {
+                name: name.clone(),
+                value: pending.value.clone(),
+                file_id: pending.file_id.clone(),
+                status: self.reviewed_status().as_str().into(),
+                error: None,
+                verification_code: None,
+            });
+        }
+        Ok((writes, attach))
+    }
+}
+
+impl Customers for BuiltinCustomers {
+    fn get<'a>(&'a self, query: &'a CustomerQuery) -> BoxFuture<'a, KycResult<CustomerInfo>> {
+        Box::pin(async move {
+            let kind = self.kind(&query.kind)?;
+            let Some(row) = self.find(&query.caller, &query.lookup).await? else {
+                return Ok(customer_info(None, kind, &[], None));
+            };
+            let fields = self.store.customer_fields(&row.id).await?;
+            Ok(customer_info(
+                Some(&row.id),
+                kind,
+                &field_states(&fields),
+                row.rejection.as_deref(),
+            ))
+        })
+    }
+
+    fn put<'a>(&'a self, update: &'a CustomerUpdate) -> BoxFuture<'a, KycResult<String>> {
+        Box::pin(async move {
+            if let Some(kind) = &update.kind {
+                self.kind(kind)?;
+            }
+            let row = self.find(&update.caller, &update.lookup).await?;
+            let existing = match &row {
+                Some(row) => self.store.customer_fields(&row.id).await?,
+                None => Vec::new(),
+            };
+            // Everything is checked before a new customer is created, so a bad request
+            // leaves nothing behind.
+            let (writes, attach) = self
+                .plan_writes(update, row.as_ref().map(|r| r.id.as_str()), &existing)
+                .await?;
+            let row = match row {
+                Some(row) => row,
+                None => {
+                    self.check_sharing(&update.identity).await?;
+                    let identity = &update.identity;
+                    self.store
+                        .find_or_create_customer(
+                            &uuid::Uuid::new_v4().to_string(),
+                            &identity.account.to_string(),
+                            identity.memo_key(),
+                            identity.memo.as_ref().map_or("", |m| m.kind.as_str()),
+                        )
+                        .await?
+                }
+            };
+            self.store
+                .save_customer_fields(&row.id, update.kind.as_deref(), &writes, &attach)
+                .await?;
+            Ok(row.id)
+        })
+    }
+
+    fn delete<'a>(&'a self, identity: &'a Identity) -> BoxFuture<'a, KycResult<()>> {
+        Box::pin(async move {
+            let erased = self
+                .store
+                .erase_customer(&identity.account.to_string(), identity.memo_key())
+                .await?;
+            self.files.remove(&erased.file_ids).await;
+            if erased.customer_id.is_none() && erased.file_ids.is_empty() {
+                return Err(KycError::NotFound(
+                    "no customer is registered for this account and memo".into(),
+                ));
+            }
+            Ok(())
+        })
+    }
+}
+
+pub fn field_states(rows: &[FieldRow]) -> Vec<FieldState> {
+    rows.iter()
+        .map(|f| FieldState {
+            name: f.name.clone(),
+            provided: f.value.is_some() || f.file_id.is_some(),
+            // Written by this module only; an unknown value reads as "look again".
+            status: FieldStatus::parse(&f.status).unwrap_or(FieldStatus::Processing),
+            error: f.error.clone(),
+        })
+        .collect()
+}
+
+/// A six-digit code for `<field>_verification`.
+fn verification_code() -> String {
+    let n = u32::from_le_bytes(stellar::random_bytes::<4>()) % 1_000_000;
+    format!("{n:06}")
+}

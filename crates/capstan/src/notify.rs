@@ -1,0 +1,168 @@
+//! Delivers signed callbacks from the outbox: SEP-12 customer callbacks now, SEP-31
+//! transaction callbacks later. Each is POSTed with the SEP-12/SEP-31 signature
+//! (`Signature: t=<ts>, s=<base64 ed25519 signature of "<ts>.<host>.<body>">`, made with the
+//! stellar.toml SIGNING_KEY), retried with exponential backoff, and kept in the database
+//! until it is delivered or given up on, so a restart loses none.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use stellar::Keypair;
+use tokio::sync::watch;
+
+use crate::anchor::AppState;
+use crate::kyc::callbacks;
+use crate::store::{OutboxRow, unix_now};
+
+/// Attempts before a callback is given up on: about five hours of retries.
+pub const MAX_ATTEMPTS: i64 = 15;
+const MAX_BACKOFF_SECS: i64 = 3600;
+/// How long a sender may hold a callback before another replica may take it over.
+const LEASE_SECS: i64 = 60;
+const BATCH: i64 = 20;
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Between looks at the outbox when nothing wakes the loop.
+const POLL: Duration = Duration::from_secs(1);
+/// Between checks of every callback registration for status changes.
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// The `Signature` header value for `body` sent to `url` at unix time `ts`. The signed
+/// host is the callback URL's host, with its port when the URL names one (SEP-12 v1.9.1).
+pub fn signature_header(key: &Keypair, url: &url::Url, body: &str, ts: i64) -> String {
+    let host = signed_host(url);
+    let payload = format!("{ts}.{host}.{body}");
+    let signature = key.sign(payload.as_bytes());
+    format!("t={ts}, s={}", STANDARD.encode(signature))
+}
+
+pub fn signed_host(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// The delay before attempt `attempts + 1`, after `attempts` failures.
+pub fn backoff_secs(attempts: i64) -> i64 {
+    1_i64
+        .checked_shl(attempts.clamp(0, 30) as u32)
+        .unwrap_or(MAX_BACKOFF_SECS)
+        .min(MAX_BACKOFF_SECS)
+}
+
+/// The delivery loop. It sends what is due, sleeps until woken or a second passes, and
+/// now and then looks for customer status changes no request reported.
+pub async fn run(anchor: AppState, mut stopped: watch::Receiver<bool>) {
+    let http = match reqwest::Client::builder()
+        .user_agent(concat!("capstan/", env!("CARGO_PKG_VERSION")))
+        .timeout(SEND_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the callback HTTP client; callbacks are not sent");
+            return;
+        }
+    };
+    let mut recheck = tokio::time::interval(RECHECK);
+    loop {
+        tokio::select! {
+            _ = recheck.tick() => callbacks::check_all(&anchor).await,
+            _ = deliver_due(&anchor, &http) => {}
+            _ = stopped.changed() => return,
+        }
+        tokio::select! {
+            _ = anchor.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+async fn deliver_due(anchor: &AppState, http: &reqwest::Client) {
+    let due = match anchor.store.claim_due_callbacks(BATCH, LEASE_SECS).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the callback outbox");
+            return;
+        }
+    };
+    for callback in due {
+        let outcome = send(&anchor.signing_key, http, &callback).await;
+        let recorded = match outcome {
+            Ok(()) => anchor.store.callback_delivered(callback.id).await,
+            Err(error) => {
+                let attempts = callback.attempts + 1;
+                let retry_at =
+                    (attempts < MAX_ATTEMPTS).then(|| unix_now() + backoff_secs(attempts));
+                if retry_at.is_none() {
+                    tracing::error!(subject = %callback.subject, %error, attempts, "giving up on a callback");
+                } else {
+                    tracing::warn!(subject = %callback.subject, %error, attempts, "callback not delivered; will retry");
+                }
+                anchor
+                    .store
+                    .callback_failed(callback.id, &error, retry_at)
+                    .await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "cannot record a callback attempt; it will be sent again");
+        }
+    }
+}
+
+async fn send(key: &Keypair, http: &reqwest::Client, callback: &OutboxRow) -> Result<(), String> {
+    let url = url::Url::parse(&callback.url).map_err(|e| format!("bad URL: {e}"))?;
+    let signature = signature_header(key, &url, &callback.body, unix_now());
+    let response = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("Signature", &signature)
+        // The header's older name, which some clients still read.
+        .header("X-Stellar-Signature", &signature)
+        .body(callback.body.clone())
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("answered {}", response.status()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        assert_eq!(backoff_secs(1), 2);
+        assert_eq!(backoff_secs(2), 4);
+        assert_eq!(backoff_secs(11), 2048);
+        assert_eq!(backoff_secs(12), 3600);
+        assert_eq!(backoff_secs(100), 3600);
+    }
+
+    #[test]
+    fn signature_covers_timestamp_host_with_port_and_body() {
+        let key = Keypair::random();
+        let url = url::Url::parse("https://wallet.example:8443/kyc?x=1").unwrap();
+        let header = signature_header(&key, &url, r#"{"status":"ACCEPTED"}"#, 1700000000);
+        let (t, s) = header.split_once(", ").unwrap();
+        assert_eq!(t, "t=1700000000");
+        let signature = STANDARD.decode(s.strip_prefix("s=").unwrap()).unwrap();
+        let payload = br#"1700000000.wallet.example:8443.{"status":"ACCEPTED"}"#;
+        assert!(key.public_key().verify(payload, &signature));
+        assert!(
+            !key.public_key()
+                .verify(b"1700000000.wallet.example.{}", &signature)
+        );
+        let default_port = url::Url::parse("https://wallet.example/kyc").unwrap();
+        assert_eq!(signed_host(&default_port), "wallet.example");
+    }
+}

@@ -1,0 +1,187 @@
+//! SEP-12 request parameters, from whichever form the client chose (SEP12-03): the query
+//! string, a JSON object, an HTML form or `multipart/form-data` with files. All become one
+//! flat map of text values plus the uploaded files.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::Method;
+use axum::http::header::CONTENT_TYPE;
+use serde_json::Value;
+
+use crate::anchor::AppState;
+use crate::http::ApiError;
+
+/// A file part of a multipart body.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub content_type: String,
+    pub bytes: Bytes,
+}
+
+#[derive(Debug, Default)]
+pub struct Params {
+    pub text: BTreeMap<String, String>,
+    pub files: BTreeMap<String, Upload>,
+}
+
+impl Params {
+    /// Removes and returns a parameter; an empty value counts as absent.
+    pub fn take(&mut self, key: &str) -> Option<String> {
+        self.text.remove(key).filter(|v| !v.is_empty())
+    }
+
+    fn insert(&mut self, key: String, value: String) -> Result<(), ApiError> {
+        if self.text.contains_key(&key) || self.files.contains_key(&key) {
+            return Err(ApiError::bad_request(format!(
+                "parameter {key} is given twice"
+            )));
+        }
+        self.text.insert(key, value);
+        Ok(())
+    }
+}
+
+/// The parameters of a SEP-12 request: the query string, then the body.
+pub struct Sep12Params(pub Params);
+
+impl FromRequest<AppState> for Sep12Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let mut params = Params::default();
+        if let Some(query) = req.uri().query() {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+                .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+            for (key, value) in pairs {
+                params.insert(key, value)?;
+            }
+        }
+        if req.method() == Method::GET {
+            return Ok(Sep12Params(params));
+        }
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        if content_type == "multipart/form-data" {
+            let max_file = state.config.kyc.max_file_bytes;
+            let multipart = Multipart::from_request(req, state).await.map_err(|e| {
+                ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
+            })?;
+            read_multipart(multipart, max_file, &mut params).await?;
+            return Ok(Sep12Params(params));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large()
+            } else {
+                ApiError::bad_request(format!("cannot read request body: {}", e.body_text()))
+            }
+        })?;
+        let json = match content_type.as_str() {
+            "application/json" => true,
+            "application/x-www-form-urlencoded" => false,
+            "" | "text/plain" => bytes.trim_ascii_start().starts_with(b"{"),
+            other => {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "content type {other} is not accepted; send application/json, application/x-www-form-urlencoded or multipart/form-data"
+                )));
+            }
+        };
+        if bytes.trim_ascii().is_empty() {
+            return Ok(Sep12Params(params));
+        }
+        if json {
+            let value: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+            let Value::Object(object) = value else {
+                return Err(ApiError::bad_request("the JSON body must be an object"));
+            };
+            for (key, value) in object {
+                let text = match value {
+                    Value::Null => continue,
+                    Value::String(s) => s,
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Array(_) | Value::Object(_) => {
+                        return Err(ApiError::bad_request(format!(
+                            "{key} must be a string or a number: SEP-9 names are flat, send nested fields as \"organization.name\"-style keys"
+                        )));
+                    }
+                };
+                params.insert(key, text)?;
+            }
+        } else {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?;
+            for (key, value) in pairs {
+                params.insert(key, value)?;
+            }
+        }
+        Ok(Sep12Params(params))
+    }
+}
+
+/// Reads every part. Parts with a file name, or a content type other than text, are
+/// files, each at most `max_file` bytes (413 naming the field otherwise).
+async fn read_multipart(
+    mut multipart: Multipart,
+    max_file: usize,
+    params: &mut Params,
+) -> Result<(), ApiError> {
+    let part_error = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large()
+        } else {
+            ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))
+        }
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(part_error)? {
+        let Some(name) = field.name().map(str::to_owned).filter(|n| !n.is_empty()) else {
+            return Err(ApiError::bad_request("a multipart part has no name"));
+        };
+        let content_type = field.content_type().map(str::to_owned);
+        let is_file = field.file_name().is_some()
+            || content_type
+                .as_deref()
+                .is_some_and(|t| !t.starts_with("text/plain"));
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(part_error)? {
+            if bytes.len() + chunk.len() > max_file {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "{name} is larger than the {max_file} bytes this anchor accepts per file"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if is_file {
+            if params.files.contains_key(&name) || params.text.contains_key(&name) {
+                return Err(ApiError::bad_request(format!(
+                    "parameter {name} is given twice"
+                )));
+            }
+            params.files.insert(
+                name,
+                Upload {
+                    content_type: content_type.unwrap_or_else(|| "application/octet-stream".into()),
+                    bytes: Bytes::from(bytes),
+                },
+            );
+        } else {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| ApiError::bad_request(format!("{name} is not UTF-8 text")))?;
+            params.insert(name, text)?;
+        }
+    }
+    Ok(())
+}

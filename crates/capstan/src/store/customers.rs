@@ -1,0 +1,296 @@
+//! SEP-12 customers and the built-in store's field values.
+
+use super::{Store, StoreResult, on_pool, unix_now};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CustomerRow {
+    pub id: String,
+    pub account: String,
+    pub memo: String,
+    pub memo_type: String,
+    pub last_type: String,
+    pub rejection: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FieldRow {
+    pub name: String,
+    pub value: Option<String>,
+    pub file_id: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub verification_code: Option<String>,
+    pub updated_at: i64,
+}
+
+/// One field to write: the whole row but the customer and the time.
+#[derive(Debug, Clone)]
+pub struct FieldWrite {
+    pub name: String,
+    pub value: Option<String>,
+    pub file_id: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub verification_code: Option<String>,
+}
+
+/// What erasing a customer removed, for the caller to finish (files kept on disk).
+#[derive(Debug, Clone)]
+pub struct Erased {
+    pub customer_id: Option<String>,
+    pub file_ids: Vec<String>,
+}
+
+const CUSTOMER_COLUMNS: &str =
+    "id, account, memo, memo_type, last_type, rejection, created_at, updated_at";
+
+impl Store {
+    pub async fn customer_by_id(&self, id: &str) -> StoreResult<Option<CustomerRow>> {
+        let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .fetch_optional(pool)
+                .await)?,
+        )
+    }
+
+    pub async fn customer_by_identity(
+        &self,
+        account: &str,
+        memo: &str,
+    ) -> StoreResult<Option<CustomerRow>> {
+        let sql =
+            format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account = $1 AND memo = $2");
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(account)
+                .bind(memo)
+                .fetch_optional(pool)
+                .await)?,
+        )
+    }
+
+    /// Whether `account` registered customers with memos (`shared = true`) or without.
+    pub async fn account_has_customers(&self, account: &str, shared: bool) -> StoreResult<bool> {
+        let sql = if shared {
+            "SELECT COUNT(*) FROM customers WHERE account = $1 AND memo <> ''"
+        } else {
+            "SELECT COUNT(*) FROM customers WHERE account = $1 AND memo = ''"
+        };
+        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(account)
+            .fetch_one(pool)
+            .await)?;
+        Ok(n > 0)
+    }
+
+    /// The customer registered as (account, memo), created with `new_id` if there is none.
+    /// Concurrent creations agree on one row.
+    pub async fn find_or_create_customer(
+        &self,
+        new_id: &str,
+        account: &str,
+        memo: &str,
+        memo_type: &str,
+    ) -> StoreResult<CustomerRow> {
+        let now = unix_now();
+        on_pool!(self, pool => sqlx::query("INSERT INTO customers (id, account, memo, memo_type, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (account, memo) DO NOTHING")
+            .bind(new_id)
+            .bind(account)
+            .bind(memo)
+            .bind(memo_type)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        let row = self.customer_by_identity(account, memo).await?;
+        row.ok_or_else(|| super::StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    pub async fn customer_fields(&self, customer_id: &str) -> StoreResult<Vec<FieldRow>> {
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, FieldRow>("SELECT name, value, file_id, status, error, verification_code, updated_at FROM customer_fields WHERE customer_id = $1 ORDER BY name")
+            .bind(customer_id)
+            .fetch_all(pool)
+            .await)?,
+        )
+    }
+
+    /// Writes fields, attaches uploaded files and notes the type, in one transaction.
+    pub async fn save_customer_fields(
+        &self,
+        customer_id: &str,
+        kind: Option<&str>,
+        writes: &[FieldWrite],
+        attach_files: &[String],
+    ) -> StoreResult<()> {
+        let now = unix_now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for w in writes {
+                sqlx::query("INSERT INTO customer_fields (customer_id, name, value, file_id, status, error, verification_code, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (customer_id, name) DO UPDATE SET value = excluded.value, file_id = excluded.file_id, status = excluded.status, error = excluded.error, verification_code = excluded.verification_code, updated_at = excluded.updated_at")
+                    .bind(customer_id)
+                    .bind(&w.name)
+                    .bind(&w.value)
+                    .bind(&w.file_id)
+                    .bind(&w.status)
+                    .bind(&w.error)
+                    .bind(&w.verification_code)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for file_id in attach_files {
+                sqlx::query("UPDATE customer_files SET customer_id = $1 WHERE id = $2")
+                    .bind(customer_id)
+                    .bind(file_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE customers SET last_type = COALESCE($2, last_type), updated_at = $3 WHERE id = $1")
+                .bind(customer_id)
+                .bind(kind)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Operator decision: every field waiting for review is accepted, and a rejection is
+    /// lifted.
+    pub async fn accept_customer(&self, customer_id: &str) -> StoreResult<()> {
+        let now = unix_now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE customer_fields SET status = 'ACCEPTED', error = NULL, updated_at = $2 WHERE customer_id = $1 AND status = 'PROCESSING'")
+                .bind(customer_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE customers SET rejection = NULL, updated_at = $2 WHERE id = $1")
+                .bind(customer_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Operator decision: the customer is rejected for good (`None` lifts it).
+    pub async fn set_customer_rejection(
+        &self,
+        customer_id: &str,
+        reason: Option<&str>,
+    ) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE customers SET rejection = $2, updated_at = $3 WHERE id = $1")
+            .bind(customer_id)
+            .bind(reason)
+            .bind(unix_now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Operator decision: these fields must be sent again (or at all), each with the reason.
+    pub async fn request_customer_fields(
+        &self,
+        customer_id: &str,
+        reasons: &[(String, String)],
+    ) -> StoreResult<()> {
+        let now = unix_now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (name, reason) in reasons {
+                sqlx::query("INSERT INTO customer_fields (customer_id, name, status, error, updated_at) VALUES ($1, $2, 'REJECTED', $3, $4) \
+                     ON CONFLICT (customer_id, name) DO UPDATE SET status = 'REJECTED', error = excluded.error, verification_code = NULL, updated_at = excluded.updated_at")
+                    .bind(customer_id)
+                    .bind(name)
+                    .bind(reason)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE customers SET updated_at = $2 WHERE id = $1")
+                .bind(customer_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Erases the customer registered as (account, memo): its row, fields, files (those
+    /// uploaded by that identity but never attached too), callback registration and
+    /// undelivered callbacks. Returns what was there.
+    pub async fn erase_customer(&self, account: &str, memo: &str) -> StoreResult<Erased> {
+        let customer = self.customer_by_identity(account, memo).await?;
+        let customer_id = customer.map(|c| c.id);
+        let subject = customer_id.as_deref().map(|id| format!("customer:{id}"));
+        let file_ids: Vec<String> = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let files: Vec<String> = sqlx::query_scalar("SELECT id FROM customer_files WHERE (account = $1 AND memo = $2) OR customer_id = $3")
+                .bind(account)
+                .bind(memo)
+                .bind(&customer_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM customer_files WHERE (account = $1 AND memo = $2) OR customer_id = $3")
+                .bind(account)
+                .bind(memo)
+                .bind(&customer_id)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(id) = &customer_id {
+                sqlx::query("DELETE FROM callback_outbox WHERE subject = $1 AND delivered_at IS NULL")
+                    .bind(&subject)
+                    .execute(&mut *tx)
+                    .await?;
+                // Fields and the callback registration go with the row (ON DELETE CASCADE).
+                sqlx::query("DELETE FROM customers WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(files)
+        })?;
+        Ok(Erased {
+            customer_id,
+            file_ids,
+        })
+    }
+
+    /// A page of customers, most recently changed first. `pending_review` keeps those
+    /// with a field waiting for an operator.
+    pub async fn list_customers(
+        &self,
+        limit: i64,
+        updated_before: Option<i64>,
+        pending_review: bool,
+    ) -> StoreResult<Vec<CustomerRow>> {
+        let review = if pending_review {
+            " AND EXISTS (SELECT 1 FROM customer_fields f WHERE f.customer_id = customers.id AND f.status = 'PROCESSING') AND rejection IS NULL"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE updated_at < $1{review} ORDER BY updated_at DESC, id LIMIT $2"
+        );
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(updated_before.unwrap_or(i64::MAX))
+                .bind(limit)
+                .fetch_all(pool)
+                .await)?,
+        )
+    }
+}
