@@ -51,6 +51,32 @@ url = "sqlite://capstan.db"
 # (PRINCIPALS, more CURRENCIES, ...). Relative to this file.
 # append_file = "stellar-extra.toml"
 
+[kyc]
+# "auto": valid data is accepted as it arrives (testnet, demos); "manual": it waits in
+# PROCESSING until an operator accepts it through the admin API.
+review = "auto"
+# Fields confirmed with a code the client sends back as <field>_verification.
+# verify_fields = ["mobile_number"]
+# max_file_bytes = 10485760
+# Uploaded files go to this folder (relative to this file) instead of the database.
+# files_dir = "kyc-files"
+# Keep customers on your own service instead (README: "KYC on your own server"):
+# business_url = "https://kyc.internal.example"
+# business_api_key = "..."
+
+# The SEP-9 fields each customer type needs; `optional` ones are taken when offered.
+[kyc.types.sep31-sender]
+fields = ["first_name", "last_name", "email_address"]
+optional = ["mobile_number"]
+
+[kyc.types.sep31-receiver]
+fields = ["first_name", "last_name", "email_address", "bank_account_number", "bank_number"]
+
+[admin]
+# The operator API: keep it on a private address. Keep the key secret.
+listen = "127.0.0.1:8001"
+api_key = "{admin_key}"
+
 [documentation]
 ORG_NAME = "Example Anchor"
 # ORG_URL = "https://example.com"
@@ -69,6 +95,7 @@ anchor_asset_type = "fiat"
 anchor_asset = "USD"
 desc = "US dollars, paid out to bank accounts"
 "#,
+        admin_key = hex::encode(stellar::random_bytes::<24>()),
         signing_public = signing.public_key(),
         signing_seed = signing.secret_seed(),
         issuer = issuer.public_key(),
@@ -89,5 +116,7 @@ mod tests {
         assert!(config.jwt_secret.is_some());
         assert_eq!(config.assets.len(), 1);
         assert_eq!(config.documentation["ORG_NAME"], "Example Anchor");
+        assert!(config.admin.is_some());
+        assert_eq!(config.kyc.types.len(), 2);
     }
 }

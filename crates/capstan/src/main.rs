@@ -113,6 +113,22 @@ async fn serve(config: Option<PathBuf>) -> Result<(), String> {
         config.base_url
     );
     println!("  data:        {}", redact_url(&config.database_url));
+    let kyc = &config.kyc;
+    match &kyc.business {
+        Some(server) => println!("  KYC:         forwarded to {}", server.url),
+        None => println!(
+            "  KYC:         built-in store, {} review, types {}",
+            match kyc.review {
+                capstan::config::ReviewMode::Auto => "automatic",
+                capstan::config::ReviewMode::Manual => "manual",
+            },
+            kyc.type_names()
+        ),
+    }
+    match running.admin_addr {
+        Some(addr) => println!("  admin API:   http://{addr} (Authorization: Bearer <admin.api_key>)"),
+        None => println!("  admin API:   off (set admin.api_key to serve it)"),
+    }
     match &config.file {
         Some(file) => println!("  config:      {}", file.display()),
         None => println!(

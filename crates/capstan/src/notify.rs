@@ -67,12 +67,17 @@ pub async fn run(anchor: AppState, mut stopped: watch::Receiver<bool>) {
             return;
         }
     };
-    let mut recheck = tokio::time::interval(RECHECK);
+    let mut next_recheck = tokio::time::Instant::now();
     loop {
-        tokio::select! {
-            _ = recheck.tick() => callbacks::check_all(&anchor).await,
-            _ = deliver_due(&anchor, &http) => {}
-            _ = stopped.changed() => return,
+        // Run to completion, never raced against a timer: a send cut off half-way would be
+        // delivered but not recorded, and sent again.
+        if tokio::time::Instant::now() >= next_recheck {
+            callbacks::check_all(&anchor).await;
+            next_recheck = tokio::time::Instant::now() + RECHECK;
+        }
+        deliver_due(&anchor, &http).await;
+        if *stopped.borrow() {
+            return;
         }
         tokio::select! {
             _ = anchor.outbox_wake.notified() => {}

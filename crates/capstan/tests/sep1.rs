@@ -49,6 +49,11 @@ desc = "USD Coin"
         toml["WEB_AUTH_ENDPOINT"].as_str().unwrap(),
         format!("{}/auth", app.url)
     );
+    // SEP12-01: the SEP-12 endpoints' location.
+    assert_eq!(
+        toml["KYC_SERVER"].as_str().unwrap(),
+        format!("{}/kyc", app.url)
+    );
     assert_eq!(
         toml["NETWORK_PASSPHRASE"].as_str().unwrap(),
         "Test SDF Network ; September 2015"

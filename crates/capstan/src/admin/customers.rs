@@ -30,6 +30,10 @@ pub struct ListQuery {
     /// `updated_at` (unix seconds) of the last customer of the previous page.
     #[serde(default)]
     before: Option<String>,
+    /// The id of that customer: with it, the others changed in the same second are not
+    /// skipped.
+    #[serde(default)]
+    before_id: Option<String>,
 }
 
 pub async fn list(
@@ -49,6 +53,16 @@ pub async fn list(
         .unwrap_or(50)
         .clamp(1, MAX_PAGE);
     let before = number("before", &query.before)?;
+    let before_id = query.before_id.as_deref().filter(|id| !id.is_empty());
+    let after = match (before, before_id) {
+        (Some(at), id) => Some((at, id)),
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "before_id goes with before (the updated_at_unix of the same customer)",
+            ));
+        }
+    };
     let pending = match query.pending_review.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -58,7 +72,7 @@ pub async fn list(
             ));
         }
     };
-    let rows = anchor.store.list_customers(limit, before, pending).await?;
+    let rows = anchor.store.list_customers(limit, after, pending).await?;
     let mut customers = Vec::with_capacity(rows.len());
     for row in &rows {
         customers.push(summary(&anchor, row).await?);

@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/customers/{id}/request-info", post(customers::request_info))
         .route("/admin/customers/{id}/notify", post(customers::notify))
         .route("/admin/files/{id}", get(customers::file))
+        .route("/admin/callbacks", get(callbacks))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
@@ -66,6 +67,12 @@ async fn require_api_key(
         ));
     }
     Ok(next.run(request).await)
+}
+
+/// The callback outbox: how many wait for delivery, and how many were given up on.
+async fn callbacks(State(anchor): State<AppState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let (waiting, failed) = anchor.store.callback_backlog().await?;
+    Ok(axum::Json(serde_json::json!({ "waiting": waiting, "failed": failed })))
 }
 
 /// Compares without stopping at the first difference, so timing tells nothing of the key.

@@ -9,7 +9,7 @@ use super::files::FileStore;
 use super::status::{FieldState, customer_info};
 use super::{
     Caller, CustomerInfo, CustomerQuery, CustomerUpdate, Customers, FieldStatus, Identity,
-    KycError, KycResult, Lookup, not_found_for_id,
+    KycError, KycResult, Lookup, check_sharing, not_found_for_id,
 };
 use crate::config::{CustomerType, KycConfig, ReviewMode};
 use crate::store::{CustomerRow, FieldRow, FieldWrite, Store};
@@ -55,25 +55,6 @@ impl BuiltinCustomers {
                 .customer_by_identity(&identity.account.to_string(), identity.memo_key())
                 .await?),
         }
-    }
-
-    /// SEP12-09: an account registers customers either with memos (it is shared) or
-    /// without, never both.
-    async fn check_sharing(&self, identity: &Identity) -> KycResult<()> {
-        let account = identity.account.to_string();
-        let shared = identity.memo.is_some();
-        if self.store.account_has_customers(&account, !shared).await? {
-            return Err(KycError::BadRequest(if shared {
-                format!(
-                    "account {account} registered its customer without a memo, so it is not a shared account; send no memo"
-                )
-            } else {
-                format!(
-                    "account {account} is shared: its customers are told apart by memo; send the memo of the customer"
-                )
-            }));
-        }
-        Ok(())
     }
 
     /// The status a newly provided value starts with.
@@ -214,7 +195,7 @@ impl Customers for BuiltinCustomers {
             let row = match row {
                 Some(row) => row,
                 None => {
-                    self.check_sharing(&update.identity).await?;
+                    check_sharing(&self.store, &update.identity).await?;
                     let identity = &update.identity;
                     self.store
                         .find_or_create_customer(

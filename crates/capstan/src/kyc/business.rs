@@ -17,10 +17,10 @@ use serde_json::json;
 use super::files::FileStore;
 use super::{
     CustomerInfo, CustomerQuery, CustomerUpdate, Customers, Identity, KycError, KycResult, Lookup,
-    not_found_for_id,
+    check_sharing, not_found_for_id,
 };
 use crate::config::BusinessServer;
-use crate::store::Store;
+use crate::store::{CustomerRow, Store};
 
 pub struct BusinessCustomers {
     store: Store,
@@ -111,12 +111,39 @@ impl BusinessCustomers {
     }
 
     /// For an id: the caller must own it here first, so no id of another account is ever
-    /// sent to the business server.
-    async fn check_owner(&self, query_caller: &super::Caller, lookup: &Lookup) -> KycResult<()> {
-        if let Lookup::Id(id) = lookup {
-            match self.store.customer_by_id(id).await? {
-                Some(row) if query_caller.owns(&row.account, &row.memo) => {}
-                _ => return Err(not_found_for_id(id)),
+    /// sent to the business server. Returns the customer the id names.
+    async fn check_owner(
+        &self,
+        query_caller: &super::Caller,
+        lookup: &Lookup,
+    ) -> KycResult<Option<CustomerRow>> {
+        match lookup {
+            Lookup::Id(id) => match self.store.customer_by_id(id).await? {
+                Some(row) if query_caller.owns(&row.account, &row.memo) => Ok(Some(row)),
+                _ => Err(not_found_for_id(id)),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// Every `<field>_file_id` must name an upload of the caller's that no other customer
+    /// holds, as with the built-in store: the business server is told the file is this
+    /// customer's and fetches it with the admin key, so nobody else's document may be named.
+    async fn check_files(&self, update: &CustomerUpdate, customer: Option<&str>) -> KycResult<()> {
+        for (name, file_id) in &update.files {
+            let Some(file) = self.files.owned(&update.caller, file_id).await? else {
+                return Err(KycError::BadRequest(format!(
+                    "{name}_file_id: no file {file_id} was uploaded by this account"
+                )));
+            };
+            if file
+                .customer_id
+                .as_deref()
+                .is_some_and(|owner| Some(owner) != customer)
+            {
+                return Err(KycError::BadRequest(format!(
+                    "{name}_file_id: file {file_id} already belongs to another customer"
+                )));
             }
         }
         Ok(())
@@ -163,7 +190,21 @@ impl Customers for BusinessCustomers {
 
     fn put<'a>(&'a self, update: &'a CustomerUpdate) -> BoxFuture<'a, KycResult<String>> {
         Box::pin(async move {
-            self.check_owner(&update.caller, &update.lookup).await?;
+            // An update by id is about that customer, whatever memo the request names.
+            let known = match self.check_owner(&update.caller, &update.lookup).await? {
+                Some(row) => Some(row),
+                None => {
+                    let identity = &update.identity;
+                    self.store
+                        .customer_by_identity(&identity.account.to_string(), identity.memo_key())
+                        .await?
+                }
+            };
+            if known.is_none() && matches!(update.lookup, Lookup::Identity(_)) {
+                check_sharing(&self.store, &update.identity).await?;
+            }
+            self.check_files(update, known.as_ref().map(|row| row.id.as_str()))
+                .await?;
             let mut body = json!({
                 "account": update.identity.account.to_string(),
                 "fields": update.fields,
@@ -190,17 +231,39 @@ impl Customers for BusinessCustomers {
                     KycError::BadGateway("the KYC service did not return a customer id".into())
                 })?;
             // Remember who owns the id, so later requests by id are checked here.
-            let identity = &update.identity;
-            let row = self
-                .store
-                .find_or_create_customer(
-                    &id,
-                    &identity.account.to_string(),
-                    identity.memo_key(),
-                    identity.memo.as_ref().map_or("", |m| m.kind.as_str()),
-                )
-                .await?;
-            if row.id != id && !matches!(update.lookup, Lookup::Id(_)) {
+            let row = match known {
+                Some(row) => row,
+                None => {
+                    let identity = &update.identity;
+                    let account = identity.account.to_string();
+                    match self.store.customer_by_id(&id).await? {
+                        // A concurrent first PUT of the same customer recorded it already.
+                        Some(row) if row.account == account && row.memo == identity.memo_key() => {
+                            row
+                        }
+                        // Recording it would make two customers one.
+                        Some(_) => {
+                            tracing::warn!(
+                                "the KYC business server returned the id of another customer for a new one"
+                            );
+                            return Err(KycError::BadGateway(
+                                "the KYC service gave an invalid answer".into(),
+                            ));
+                        }
+                        None => {
+                            self.store
+                                .find_or_create_customer(
+                                    &id,
+                                    &account,
+                                    identity.memo_key(),
+                                    identity.memo.as_ref().map_or("", |m| m.kind.as_str()),
+                                )
+                                .await?
+                        }
+                    }
+                }
+            };
+            if row.id != id {
                 tracing::warn!(
                     "the KYC business server returned a new id for a known customer; keeping the first"
                 );
@@ -210,7 +273,9 @@ impl Customers for BusinessCustomers {
             self.store
                 .save_customer_fields(&row.id, kind, &[], &attach)
                 .await?;
-            Ok(id)
+            // The id capstan recorded: the only one a later request by id can be checked
+            // against.
+            Ok(row.id)
         })
     }
 
@@ -222,15 +287,27 @@ impl Customers for BusinessCustomers {
                 params.insert("memo_type", memo.kind.as_str().to_owned());
             }
             let path = format!("/customer/{}", identity.account);
-            let _: Option<serde_json::Value> = self
+            let forwarded: KycResult<Option<serde_json::Value>> = self
                 .call(self.request(reqwest::Method::DELETE, &path).query(&params))
-                .await?;
+                .await;
+            // A 404 from the business server (it erased the customer itself) still erases
+            // what capstan holds: its record and the uploaded files.
+            let business_not_found = match forwarded {
+                Ok(_) => None,
+                Err(KycError::NotFound(message)) => Some(message),
+                Err(e) => return Err(e),
+            };
             let erased = self
                 .store
                 .erase_customer(&identity.account.to_string(), identity.memo_key())
                 .await?;
             self.files.remove(&erased.file_ids).await;
-            Ok(())
+            match business_not_found {
+                Some(message) if erased.customer_id.is_none() && erased.file_ids.is_empty() => {
+                    Err(KycError::NotFound(message))
+                }
+                _ => Ok(()),
+            }
         })
     }
 }

@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use stellar::PublicKey;
 
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 pub mod builtin;
 pub mod business;
@@ -274,4 +274,23 @@ pub trait Customers: Send + Sync {
 /// The 404 message SEP12-21 prescribes.
 pub fn not_found_for_id(id: &str) -> KycError {
     KycError::NotFound(format!("customer not found for id: {id}"))
+}
+
+/// SEP12-09: an account registers customers either with memos (it is shared) or without,
+/// never both. Checked before a new customer is created.
+pub async fn check_sharing(store: &Store, identity: &Identity) -> KycResult<()> {
+    let account = identity.account.to_string();
+    let shared = identity.memo.is_some();
+    if store.account_has_customers(&account, !shared).await? {
+        return Err(KycError::BadRequest(if shared {
+            format!(
+                "account {account} registered its customer without a memo, so it is not a shared account; send no memo"
+            )
+        } else {
+            format!(
+                "account {account} is shared: its customers are told apart by memo; send the memo of the customer"
+            )
+        }));
+    }
+    Ok(())
 }

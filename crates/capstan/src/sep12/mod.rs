@@ -24,7 +24,7 @@ use stellar::sep9::{self, FieldType};
 use crate::anchor::AppState;
 use crate::http::{ApiError, Session};
 use crate::kyc::{
-    Caller, CustomerQuery, CustomerUpdate, Identity, Lookup, Memo, MemoType, callbacks,
+    Caller, CustomerQuery, CustomerUpdate, FieldStatus, Identity, Lookup, Memo, MemoType, callbacks,
 };
 use params::{Params, Sep12Params};
 
@@ -234,7 +234,8 @@ pub async fn put_customer(
         files: BTreeMap::new(),
         verifications: BTreeMap::new(),
     };
-    classify_fields(&anchor, &mut params, &mut update)?;
+    let requested = requested_fields(&anchor, &update.caller, &update.lookup).await?;
+    classify_fields(&anchor, &mut params, &mut update, &requested)?;
     // Binary fields become uploads of the caller's, attached by the PUT.
     let mut uploaded = Vec::new();
     for (name, upload) in std::mem::take(&mut params.files) {
@@ -274,19 +275,54 @@ async fn discard(anchor: &AppState, files: &[String]) {
     }
 }
 
+/// The fields an operator asked this customer for (`request-info`), which it may send even
+/// when no type lists them: otherwise such a request could never be answered.
+async fn requested_fields(
+    anchor: &AppState,
+    caller: &Caller,
+    lookup: &Lookup,
+) -> Result<Vec<String>, ApiError> {
+    let row = match lookup {
+        Lookup::Id(id) => anchor
+            .store
+            .customer_by_id(id)
+            .await?
+            .filter(|row| caller.owns(&row.account, &row.memo)),
+        Lookup::Identity(identity) => {
+            anchor
+                .store
+                .customer_by_identity(&identity.account.to_string(), identity.memo_key())
+                .await?
+        }
+        Lookup::Transaction(_) => None,
+    };
+    let Some(row) = row else {
+        return Ok(Vec::new());
+    };
+    Ok(anchor
+        .store
+        .customer_fields(&row.id)
+        .await?
+        .into_iter()
+        .filter(|f| f.status == FieldStatus::Rejected.as_str())
+        .map(|f| f.name)
+        .collect())
+}
+
 /// Sorts the remaining parameters into SEP-9 values, `<field>_file_id` references and
 /// `<field>_verification` codes, checking each (400 with the field's name otherwise).
 fn classify_fields(
     anchor: &AppState,
     params: &mut Params,
     update: &mut CustomerUpdate,
+    requested: &[String],
 ) -> Result<(), ApiError> {
     let kyc = &anchor.config.kyc;
     let collected = |name: &str| -> Result<sep9::FieldSpec, ApiError> {
         let spec = sep9::field(name).ok_or_else(|| {
             ApiError::bad_request(format!("unknown field: {name} is not a SEP-9 field name"))
         })?;
-        if !kyc.collects(name) {
+        if !kyc.collects(name) && !requested.iter().any(|r| r == name) {
             return Err(ApiError::bad_request(format!(
                 "{name} is not a field this anchor collects; GET /customer lists the fields of each type"
             )));

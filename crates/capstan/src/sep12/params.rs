@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::Method;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::Value;
 
 use crate::anchor::AppState;
@@ -73,7 +73,16 @@ impl FromRequest<AppState> for Sep12Params {
                     .to_ascii_lowercase()
             })
             .unwrap_or_default();
+        // Some clients (reqwest among them) send a form without parts as an empty body; like
+        // an empty JSON or form body, it carries no parameters.
+        let empty = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
         if content_type == "multipart/form-data" {
+            if empty {
+                return Ok(Sep12Params(params));
+            }
             let max_file = state.config.kyc.max_file_bytes;
             let multipart = Multipart::from_request(req, state).await.map_err(|e| {
                 ApiError::bad_request(format!("invalid multipart body: {}", e.body_text()))

@@ -269,12 +269,14 @@ impl Store {
         })
     }
 
-    /// A page of customers, most recently changed first. `pending_review` keeps those
-    /// with a field waiting for an operator.
+    /// A page of customers, most recently changed first (ties by id). `after` is the
+    /// (updated_at, id) of the last customer of the previous page, or only its updated_at
+    /// (which skips the others changed in that second). `pending_review` keeps those with a
+    /// field waiting for an operator.
     pub async fn list_customers(
         &self,
         limit: i64,
-        updated_before: Option<i64>,
+        after: Option<(i64, Option<&str>)>,
         pending_review: bool,
     ) -> StoreResult<Vec<CustomerRow>> {
         let review = if pending_review {
@@ -283,12 +285,17 @@ impl Store {
             ""
         };
         let sql = format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE updated_at < $1{review} ORDER BY updated_at DESC, id LIMIT $2"
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE (updated_at < $1 OR (updated_at = $1 AND id > $3)){review} ORDER BY updated_at DESC, id LIMIT $2"
         );
+        let (updated_before, after_id) = match after {
+            Some((at, id)) => (at, id),
+            None => (i64::MAX, None),
+        };
         Ok(
             on_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(updated_before.unwrap_or(i64::MAX))
+                .bind(updated_before)
                 .bind(limit)
+                .bind(after_id)
                 .fetch_all(pool)
                 .await)?,
         )

@@ -1,0 +1,556 @@
+//! SEP-12 end to end against the real `capstan serve` binary: a sending anchor discovers the
+//! KYC server from stellar.toml, logs in with SEP-10, registers a sender and a receiver
+//! under two memos of its account, registers a callback, and hears the operator's decision
+//! as a signed POST.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use common::{FakeHorizon, json_of};
+use serde_json::{Value, json};
+use stellar::{Keypair, Network, PublicKey};
+
+const BIN: &str = env!("CARGO_BIN_EXE_capstan");
+const ADMIN_KEY: &str = "flow-admin-key-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `capstan serve` with a configuration file; stopped (and checked to exit cleanly) by
+/// [`Served::stop`], killed if the test panics first.
+struct Served {
+    child: Option<Child>,
+    url: String,
+    admin_url: String,
+    stderr: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Served {
+    async fn start(dir: &Path, horizon: &str) -> Served {
+        let port = free_port();
+        let admin_port = free_port();
+        // No signing seed or JWT secret: the anchor generates them, so the test can only
+        // learn the signing key the way a client does, from stellar.toml.
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nbase_url = \"http://127.0.0.1:{port}\"\n\n\
+             [stellar]\nhorizon_url = \"{horizon}\"\n\n\
+             [database]\nurl = \"sqlite://capstan.db\"\n\n\
+             [kyc]\nreview = \"manual\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\napi_key = \"{ADMIN_KEY}\"\n"
+        );
+        std::fs::write(dir.join("anchor.toml"), config).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir);
+        // The child must not see the test runner's own CAPSTAN_* settings.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("CAPSTAN_") {
+                cmd.env_remove(key);
+            }
+        }
+        let mut child = cmd
+            .args(["--config", "anchor.toml", "serve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        });
+        let mut served = Served {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+            admin_url: format!("http://127.0.0.1:{admin_port}"),
+            stderr: Some(log),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/health", served.url)).await
+                && r.status() == 200
+            {
+                break;
+            }
+            if let Some(status) = served.child.as_mut().unwrap().try_wait().unwrap() {
+                let log = served.stderr.take().unwrap().join().unwrap().join("\n");
+                panic!("capstan serve exited with {status}:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "capstan serve did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        served
+    }
+
+    /// SIGTERM, then a clean exit.
+    fn stop(mut self) {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        let log = self.stderr.take().unwrap().join().unwrap().join("\n");
+        assert!(status.success(), "capstan exits cleanly: {status}\n{log}");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---- the wallet's callback server -------------------------------------------------------
+
+#[derive(Debug, Clone)]
+struct Delivery {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+}
+
+#[derive(Clone, Default)]
+struct Recorder {
+    got: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl Recorder {
+    /// Serves on 127.0.0.1 and returns the callback URL (explicit port, so it is signed).
+    async fn start(&self) -> String {
+        let router = Router::new().fallback(record).with_state(self.clone());
+        let addr = common::serve(router).await;
+        format!("http://{addr}/sep12/callback?wallet=flow")
+    }
+
+    fn all(&self) -> Vec<Delivery> {
+        self.got.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Delivery> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.all();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} callback(s) within {within:?}, got {}: {got:?}",
+                got.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Fails as soon as more than `n` callbacks have arrived, watching for `window`.
+    async fn stays_at(&self, n: usize, window: Duration) {
+        let deadline = Instant::now() + window;
+        while Instant::now() < deadline {
+            let got = self.all();
+            assert!(got.len() <= n, "no further callback expected: {got:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(self.all().len(), n);
+    }
+}
+
+async fn record(
+    State(recorder): State<Recorder>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    recorder.got.lock().unwrap().push(Delivery {
+        method,
+        uri,
+        headers,
+        body,
+    });
+    StatusCode::OK
+}
+
+// ---- the sending anchor's client ---------------------------------------------------------
+
+struct Client {
+    http: reqwest::Client,
+    kyc: String,
+    token: String,
+}
+
+impl Client {
+    async fn get(&self, query: &[(&str, &str)]) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}/customer", self.kyc))
+            .bearer_auth(&self.token)
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        json_of(response).await
+    }
+
+    async fn put_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .put(format!("{}{path}", self.kyc))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        json_of(response).await
+    }
+
+    async fn put_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let response = self
+            .http
+            .put(format!("{}{path}", self.kyc))
+            .bearer_auth(&self.token)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        json_of(response).await
+    }
+}
+
+async fn admin_post(http: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
+    let response = http
+        .post(url)
+        .bearer_auth(ADMIN_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    json_of(response).await
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Checks the SEP-12 callback signature the way a wallet does, with the anchor's
+/// stellar.toml SIGNING_KEY, and returns the header value.
+fn verify_signature(delivery: &Delivery, signing_key: &PublicKey, signed_host: &str) -> String {
+    let header = delivery
+        .headers
+        .get("signature")
+        .expect("Signature header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (t, s) = header
+        .split_once(", ")
+        .unwrap_or_else(|| panic!("Signature is \"t=<ts>, s=<sig>\": {header}"));
+    let ts: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
+    assert!(
+        (ts - unix_now()).abs() <= 60,
+        "the timestamp is the time of sending: {ts}"
+    );
+    let signature = BASE64.decode(s.strip_prefix("s=").unwrap()).unwrap();
+    let payload = format!("{ts}.{signed_host}.{}", delivery.body);
+    assert!(
+        signing_key.verify(payload.as_bytes(), &signature),
+        "the signature verifies over {payload:?} with SIGNING_KEY"
+    );
+    // The host is part of what is signed: a copy replayed to another wallet fails.
+    let elsewhere = format!("{ts}.wallet.example.{}", delivery.body);
+    assert!(!signing_key.verify(elsewhere.as_bytes(), &signature));
+    header
+}
+
+#[tokio::test]
+async fn sending_anchor_registers_customers_and_hears_the_operators_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let horizon = FakeHorizon::start().await;
+    let served = Served::start(dir.path(), &horizon.url).await;
+    let http = reqwest::Client::new();
+
+    // Discovery: everything the client needs comes from stellar.toml.
+    let text = http
+        .get(format!("{}/.well-known/stellar.toml", served.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let toml: toml::Table = text.parse().unwrap();
+    let signing_key =
+        PublicKey::from_strkey(toml["SIGNING_KEY"].as_str().expect("SIGNING_KEY")).unwrap();
+    let kyc_server = toml["KYC_SERVER"].as_str().expect("KYC_SERVER").to_owned();
+    let web_auth = toml["WEB_AUTH_ENDPOINT"]
+        .as_str()
+        .expect("WEB_AUTH_ENDPOINT")
+        .to_owned();
+    assert_eq!(kyc_server, format!("{}/kyc", served.url));
+    let network = Network::from_passphrase(toml["NETWORK_PASSPHRASE"].as_str().unwrap());
+
+    // SEP-10 login of the sending anchor's account (no memo: it files its users under
+    // memos of its own choosing, SEP12-08).
+    let account = Keypair::random();
+    let (status, challenge) = json_of(
+        http.get(&web_auth)
+            .query(&[("account", account.public_key().to_string())])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{challenge}");
+    let signed = stellar::sep10::sign_challenge(
+        challenge["transaction"].as_str().unwrap(),
+        &network,
+        &[&account],
+    )
+    .unwrap();
+    let (status, token) = json_of(
+        http.post(&web_auth)
+            .json(&json!({"transaction": signed}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{token}");
+    let client = Client {
+        http: http.clone(),
+        kyc: kyc_server.clone(),
+        token: token["token"].as_str().unwrap().to_owned(),
+    };
+
+    // What each type asks for, before anything is registered.
+    let (status, sender) = client.get(&[("type", "sep31-sender")]).await;
+    assert_eq!(status, 200, "{sender}");
+    assert_eq!(sender["status"], "NEEDS_INFO");
+    assert!(sender.get("id").is_none(), "{sender}");
+    for name in ["first_name", "last_name", "email_address"] {
+        assert_eq!(
+            sender["fields"][name]["optional"], false,
+            "{name}: {sender}"
+        );
+        assert!(sender["fields"][name]["description"].is_string());
+    }
+    assert_eq!(sender["fields"]["email_address"]["type"], "string");
+    assert_eq!(sender["fields"]["mobile_number"]["optional"], true);
+    let (status, receiver) = client.get(&[("type", "sep31-receiver")]).await;
+    assert_eq!(status, 200, "{receiver}");
+    assert_eq!(receiver["status"], "NEEDS_INFO");
+    let mut receiver_fields: Vec<&String> =
+        receiver["fields"].as_object().unwrap().keys().collect();
+    receiver_fields.sort();
+    assert_eq!(
+        receiver_fields,
+        [
+            "bank_account_number",
+            "bank_number",
+            "email_address",
+            "first_name",
+            "last_name"
+        ]
+    );
+
+    // The sender under memo 1 (JSON).
+    let (status, put) = client
+        .put_json(
+            "/customer",
+            json!({
+                "memo": "1",
+                "type": "sep31-sender",
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "email_address": "ada@example.com",
+                "mobile_number": "+442079460000",
+            }),
+        )
+        .await;
+    assert_eq!(status, 202, "{put}");
+    let sender_id = put["id"].as_str().unwrap().to_owned();
+
+    // The receiver under memo 2 (form), first with a bad email address: refused, naming the
+    // field, and nothing is registered.
+    let receiver_form = |email: &'static str| {
+        vec![
+            ("memo", "2"),
+            ("type", "sep31-receiver"),
+            ("first_name", "Grace"),
+            ("last_name", "Hopper"),
+            ("email_address", email),
+            ("bank_account_number", "000123456789"),
+            ("bank_number", "021000021"),
+        ]
+    };
+    let (status, error) = client
+        .put_form("/customer", &receiver_form("not-an-email"))
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("email_address"),
+        "{error}"
+    );
+    let (_, nothing) = client
+        .get(&[("memo", "2"), ("type", "sep31-receiver")])
+        .await;
+    assert_eq!(nothing["status"], "NEEDS_INFO");
+    assert!(
+        nothing.get("id").is_none(),
+        "a refused PUT leaves nothing: {nothing}"
+    );
+
+    let (status, put) = client
+        .put_form("/customer", &receiver_form("grace@example.com"))
+        .await;
+    assert_eq!(status, 202, "{put}");
+    let receiver_id = put["id"].as_str().unwrap().to_owned();
+    assert_ne!(receiver_id, sender_id, "one customer per memo (SEP12-28)");
+
+    // Manual review: both wait for the operator.
+    let (_, sender) = client.get(&[("memo", "1"), ("type", "sep31-sender")]).await;
+    assert_eq!(sender["id"], sender_id.as_str());
+    assert_eq!(sender["status"], "PROCESSING", "{sender}");
+    assert_eq!(
+        sender["provided_fields"]["first_name"]["status"],
+        "PROCESSING"
+    );
+    let (_, receiver) = client
+        .get(&[("memo", "2"), ("type", "sep31-receiver")])
+        .await;
+    assert_eq!(receiver["id"], receiver_id.as_str());
+    assert_eq!(receiver["status"], "PROCESSING", "{receiver}");
+
+    // The callback for the receiver; its type comes from the receiver's own PUT.
+    let wallet = Recorder::default();
+    let callback_url = wallet.start().await;
+    let signed_host = url::Url::parse(&callback_url)
+        .map(|u| format!("{}:{}", u.host_str().unwrap(), u.port().unwrap()))
+        .unwrap();
+    let (status, body) = client
+        .put_json(
+            "/customer/callback",
+            json!({"id": receiver_id, "url": callback_url}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({}));
+
+    // The operator sees both waiting, and accepts the receiver.
+    let (status, pending) = json_of(
+        http.get(format!(
+            "{}/admin/customers?pending_review=true",
+            served.admin_url
+        ))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{pending}");
+    let mut ids: Vec<&str> = pending["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut expected = vec![sender_id.as_str(), receiver_id.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(
+        wallet.all().is_empty(),
+        "registering is not a status change"
+    );
+    let (status, decided) = admin_post(
+        &http,
+        format!("{}/admin/customers/{receiver_id}/accept", served.admin_url),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["statuses"]["sep31-receiver"], "ACCEPTED");
+
+    // The wallet hears of it: a signed POST carrying what GET /customer says.
+    let got = wallet.wait_for(1, Duration::from_secs(10)).await;
+    let delivery = &got[0];
+    assert_eq!(delivery.method, Method::POST);
+    assert_eq!(delivery.uri.path(), "/sep12/callback");
+    assert_eq!(delivery.uri.query(), Some("wallet=flow"));
+    assert_eq!(
+        delivery.headers.get("content-type").unwrap(),
+        "application/json"
+    );
+    let posted: Value = serde_json::from_str(&delivery.body).unwrap();
+    let (_, now) = client
+        .get(&[("id", &receiver_id), ("type", "sep31-receiver")])
+        .await;
+    assert_eq!(now["status"], "ACCEPTED", "{now}");
+    assert_eq!(posted, now, "the callback body is the GET /customer body");
+    let signature = verify_signature(delivery, &signing_key, &signed_host);
+    assert_eq!(
+        delivery.headers.get("x-stellar-signature").unwrap(),
+        signature.as_str()
+    );
+    let (_, by_memo) = client
+        .get(&[("memo", "2"), ("type", "sep31-receiver")])
+        .await;
+    assert_eq!(by_memo["status"], "ACCEPTED");
+
+    // SEP12-35: after ACCEPTED the registration is spent. The operator asks for a field
+    // again and accepts the sender; the wallet hears nothing more.
+    let (status, asked) = admin_post(
+        &http,
+        format!(
+            "{}/admin/customers/{receiver_id}/request-info",
+            served.admin_url
+        ),
+        json!({"fields": {"bank_number": "this routing number is not in use"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{asked}");
+    assert!(asked["callback"].is_null(), "{asked}");
+    let (_, again) = client
+        .get(&[("memo", "2"), ("type", "sep31-receiver")])
+        .await;
+    assert_eq!(again["status"], "NEEDS_INFO", "{again}");
+    assert_eq!(
+        again["provided_fields"]["bank_number"]["status"],
+        "REJECTED"
+    );
+    let (status, _) = admin_post(
+        &http,
+        format!("{}/admin/customers/{sender_id}/accept", served.admin_url),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    wallet.stays_at(1, Duration::from_secs(3)).await;
+
+    served.stop();
+}
