@@ -126,7 +126,9 @@ async fn serve(config: Option<PathBuf>) -> Result<(), String> {
         ),
     }
     match running.admin_addr {
-        Some(addr) => println!("  admin API:   http://{addr} (Authorization: Bearer <admin.api_key>)"),
+        Some(addr) => {
+            println!("  admin API:   http://{addr} (Authorization: Bearer <admin.api_key>)")
+        }
         None => println!("  admin API:   off (set admin.api_key to serve it)"),
     }
     match &config.file {

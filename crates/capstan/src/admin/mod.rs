@@ -70,9 +70,13 @@ async fn require_api_key(
 }
 
 /// The callback outbox: how many wait for delivery, and how many were given up on.
-async fn callbacks(State(anchor): State<AppState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+async fn callbacks(
+    State(anchor): State<AppState>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
     let (waiting, failed) = anchor.store.callback_backlog().await?;
-    Ok(axum::Json(serde_json::json!({ "waiting": waiting, "failed": failed })))
+    Ok(axum::Json(
+        serde_json::json!({ "waiting": waiting, "failed": failed }),
+    ))
 }
 
 /// Compares without stopping at the first difference, so timing tells nothing of the key.
