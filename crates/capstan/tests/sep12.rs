@@ -2766,4 +2766,42 @@ async fn error_400_wrong_verification_code(db: Option<String>) {
         got.1["provided_fields"]["mobile_number"]["status"],
         "VERIFICATION_REQUIRED"
     );
+
+    // Guessing is bounded: the fifth wrong code in a row replaces the code, so the old one
+    // is worthless and only the newly issued one works.
+    for attempt in 2..=5 {
+        let got = put(
+            &app,
+            &token,
+            &[("mobile_number_verification", wrong_code(&code))],
+        )
+        .await;
+        assert_eq!(got.0, 400, "attempt {attempt}: {}", got.1);
+        let message = got.1["error"].as_str().unwrap();
+        assert_eq!(
+            message.contains("was replaced"),
+            attempt == 5,
+            "attempt {attempt}: {message}"
+        );
+    }
+    let new_code = verification_code(&app, &id, "mobile_number").await;
+    assert_ne!(new_code, code);
+    assert_error(
+        &put(
+            &app,
+            &token,
+            &[("mobile_number_verification", code.as_str())],
+        )
+        .await,
+        400,
+        "the code is not the one sent for mobile_number",
+    );
+    let got = put(
+        &app,
+        &token,
+        &[("mobile_number_verification", new_code.as_str())],
+    )
+    .await;
+    assert_eq!(got.0, 202, "{}", got.1);
+    assert_customer(&get(&app, &token, &[]).await, &id, "ACCEPTED");
 }

@@ -26,6 +26,8 @@ CREATE TABLE customer_fields (
     status TEXT NOT NULL,
     error TEXT,
     verification_code TEXT,
+    -- wrong codes in a row; the code is replaced after a few, so it cannot be guessed
+    verification_failures BIGINT NOT NULL DEFAULT 0,
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (customer_id, name)
 );

@@ -143,9 +143,26 @@ impl BuiltinCustomers {
                     ))
                 })?;
             if pending.verification_code.as_deref() != Some(code.trim()) {
-                return Err(KycError::BadRequest(format!(
-                    "{name}_verification: the code is not the one sent for {name}"
-                )));
+                let replaced = match customer_id {
+                    Some(id) => {
+                        // A replacement must differ from the code it replaces.
+                        let mut new_code = verification_code();
+                        while pending.verification_code.as_deref() == Some(new_code.as_str()) {
+                            new_code = verification_code();
+                        }
+                        self.store
+                            .verification_failed(id, name, MAX_VERIFICATION_FAILURES, &new_code)
+                            .await?
+                    }
+                    None => false,
+                };
+                return Err(KycError::BadRequest(if replaced {
+                    format!(
+                        "{name}_verification: the code is not the one sent for {name}; after {MAX_VERIFICATION_FAILURES} wrong codes it was replaced, and a new one will be sent"
+                    )
+                } else {
+                    format!("{name}_verification: the code is not the one sent for {name}")
+                }));
             }
             writes.push(FieldWrite {
                 name: name.clone(),
@@ -242,6 +259,9 @@ pub fn field_states(rows: &[FieldRow]) -> Vec<FieldState> {
         })
         .collect()
 }
+
+/// Wrong codes in a row before a code is replaced: a million codes, five guesses each.
+const MAX_VERIFICATION_FAILURES: i64 = 5;
 
 /// A six-digit code for `<field>_verification`.
 fn verification_code() -> String {

@@ -132,7 +132,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             for w in writes {
                 sqlx::query("INSERT INTO customer_fields (customer_id, name, value, file_id, status, error, verification_code, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (customer_id, name) DO UPDATE SET value = excluded.value, file_id = excluded.file_id, status = excluded.status, error = excluded.error, verification_code = excluded.verification_code, updated_at = excluded.updated_at")
+                     ON CONFLICT (customer_id, name) DO UPDATE SET value = excluded.value, file_id = excluded.file_id, status = excluded.status, error = excluded.error, verification_code = excluded.verification_code, verification_failures = 0, updated_at = excluded.updated_at")
                     .bind(customer_id)
                     .bind(&w.name)
                     .bind(&w.value)
@@ -160,6 +160,35 @@ impl Store {
             tx.commit().await
         })?;
         Ok(())
+    }
+
+    /// Records a wrong verification code for a field. After `max` wrong codes in a row the
+    /// code is replaced by `new_code` (which the user must be sent) and the count starts
+    /// again. Returns whether the code was replaced.
+    pub async fn verification_failed(
+        &self,
+        customer_id: &str,
+        name: &str,
+        max: i64,
+        new_code: &str,
+    ) -> StoreResult<bool> {
+        let failures: Option<i64> = on_pool!(self, pool => sqlx::query_scalar("UPDATE customer_fields SET verification_failures = verification_failures + 1 WHERE customer_id = $1 AND name = $2 RETURNING verification_failures")
+            .bind(customer_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await)?;
+        if failures.is_none_or(|n| n < max) {
+            return Ok(false);
+        }
+        on_pool!(self, pool => sqlx::query("UPDATE customer_fields SET verification_code = $3, verification_failures = 0, updated_at = $4 WHERE customer_id = $1 AND name = $2")
+            .bind(customer_id)
+            .bind(name)
+            .bind(new_code)
+            .bind(unix_now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(true)
     }
 
     /// Operator decision: every field waiting for review is accepted, and a rejection is
