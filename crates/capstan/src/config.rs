@@ -12,15 +12,17 @@ use serde::Deserialize;
 use stellar::{Keypair, Network, PublicKey};
 
 mod kyc;
+mod sep31;
 
 pub use kyc::{AdminConfig, BusinessServer, CustomerType, KycConfig, ReviewMode};
+pub use sep31::{ReceiveAsset, ReceiveSettings, STELLAR_DECIMALS, Sep31Config, TransactionField};
 
 /// Where `capstan` looks for its configuration when neither `--config` nor `CAPSTAN_CONFIG`
 /// names a file.
 pub const DEFAULT_CONFIG_FILE: &str = "capstan.toml";
 const ENV_PREFIX: &str = "CAPSTAN_";
 const SECTIONS: &[&str] = &[
-    "server", "stellar", "auth", "database", "toml", "kyc", "admin",
+    "server", "stellar", "auth", "database", "toml", "kyc", "admin", "sep31",
 ];
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -105,6 +107,8 @@ struct FileConfig {
     kyc: kyc::KycSection,
     #[serde(default)]
     admin: kyc::AdminSection,
+    #[serde(default)]
+    sep31: sep31::Sep31Section,
     #[serde(default)]
     documentation: BTreeMap<String, String>,
     #[serde(default)]
@@ -297,6 +301,7 @@ pub struct Config {
     pub kyc: KycConfig,
     /// The operator API; `None` when no `admin.api_key` is configured.
     pub admin: Option<AdminConfig>,
+    pub sep31: Sep31Config,
 }
 
 /// The `[DOCUMENTATION]` keys SEP-1 defines.
@@ -396,6 +401,7 @@ impl Config {
             toml,
             kyc,
             admin,
+            sep31,
             documentation,
             assets,
         } = file;
@@ -615,6 +621,8 @@ impl Config {
             });
         }
 
+        let kyc = kyc::validate_kyc(kyc)?;
+        let sep31 = sep31::validate_sep31(sep31, &validated_assets, &kyc, network.is_public())?;
         let database_url = database.url.unwrap_or_else(|| "sqlite://capstan.db".into());
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
@@ -648,7 +656,8 @@ impl Config {
             documentation,
             toml_append: toml.append_file.map(|p| p.display().to_string()),
             assets: validated_assets,
-            kyc: kyc::validate_kyc(kyc)?,
+            sep31,
+            kyc,
             admin: kyc::validate_admin(admin)?,
         })
     }

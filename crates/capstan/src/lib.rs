@@ -13,6 +13,7 @@ pub mod notify;
 pub mod sep1;
 pub mod sep10;
 pub mod sep12;
+pub mod sep31;
 pub mod server;
 pub mod store;
 

@@ -15,10 +15,12 @@ mod callbacks;
 mod customers;
 mod files;
 mod secrets;
+mod transactions;
 
 pub use callbacks::{CallbackRow, OutboxRow};
 pub use customers::{CustomerRow, Erased, FieldRow, FieldWrite};
 pub use files::FileRow;
+pub use transactions::{EventRow, TransactionRow, TransitionError};
 
 #[derive(Debug, Clone)]
 pub enum Store {

@@ -1,0 +1,259 @@
+//! The `[sep31]` section: which sending anchors may send, how long a payment may take, and
+//! what each asset is received with (limits, fees, funding methods, KYC types, the
+//! deprecated per-transaction fields).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use stellar::PublicKey;
+
+use super::{AssetConfig, ConfigError, KycConfig, key_err, lenient};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Sep31Section {
+    #[serde(default, deserialize_with = "lenient::list")]
+    sending_anchors: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::opt")]
+    payment_timeout_secs: Option<u64>,
+    #[serde(default)]
+    assets: BTreeMap<String, AssetSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetSection {
+    #[serde(default)]
+    funding_methods: Option<Vec<String>>,
+    min_amount: Option<toml::Value>,
+    max_amount: Option<toml::Value>,
+    fee_fixed: Option<toml::Value>,
+    fee_percent: Option<toml::Value>,
+    sender_type: Option<String>,
+    receiver_type: Option<String>,
+    #[serde(default)]
+    fields: BTreeMap<String, FieldSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldSection {
+    description: String,
+    #[serde(default)]
+    optional: bool,
+    #[serde(default)]
+    choices: Option<Vec<String>>,
+}
+
+/// A deprecated per-transaction field (`/info` `fields.transaction`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionField {
+    pub description: String,
+    pub optional: bool,
+    pub choices: Option<Vec<String>>,
+}
+
+/// How one asset is received.
+#[derive(Debug, Clone)]
+pub struct ReceiveAsset {
+    pub code: String,
+    pub issuer: PublicKey,
+    /// Where sending anchors pay.
+    pub distribution_account: PublicKey,
+    pub settings: ReceiveSettings,
+}
+
+/// The `[sep31.assets.<code>]` settings, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct ReceiveSettings {
+    pub funding_methods: Vec<String>,
+    pub min_amount: Option<Decimal>,
+    pub max_amount: Option<Decimal>,
+    pub fee_fixed: Decimal,
+    /// Percentage points.
+    pub fee_percent: Decimal,
+    pub sender_type: Option<String>,
+    pub receiver_type: Option<String>,
+    pub fields: BTreeMap<String, TransactionField>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sep31Config {
+    /// Accounts allowed to send; empty means any (only off the public network).
+    pub sending_anchors: Vec<PublicKey>,
+    /// A transaction still waiting for its payment after this long expires.
+    pub payment_timeout_secs: u64,
+    /// Settings by asset code.
+    pub settings: BTreeMap<String, ReceiveSettings>,
+    /// For an asset without settings of its own (the demo asset among them).
+    pub default_settings: ReceiveSettings,
+}
+
+impl Sep31Config {
+    /// Every asset received: one per code (SEP-31 names assets by code; the first issuer
+    /// listed is the one received).
+    pub fn receive_assets(&self, assets: &[AssetConfig]) -> Vec<ReceiveAsset> {
+        let mut receive: Vec<ReceiveAsset> = Vec::new();
+        for asset in assets {
+            if receive.iter().any(|r| r.code == asset.code) {
+                continue;
+            }
+            receive.push(ReceiveAsset {
+                code: asset.code.clone(),
+                issuer: asset.issuer,
+                distribution_account: asset.distribution_account,
+                settings: self
+                    .settings
+                    .get(&asset.code)
+                    .unwrap_or(&self.default_settings)
+                    .clone(),
+            });
+        }
+        receive
+    }
+}
+
+/// Stellar amounts have seven decimal places.
+pub const STELLAR_DECIMALS: u32 = 7;
+
+fn decimal(key: &str, value: Option<toml::Value>) -> Result<Option<Decimal>, ConfigError> {
+    let text = match value {
+        None => return Ok(None),
+        Some(toml::Value::String(s)) => s,
+        Some(toml::Value::Integer(i)) => i.to_string(),
+        // A float has already lost exactness; insist on a string or an integer.
+        Some(toml::Value::Float(f)) => {
+            return Err(key_err(
+                key,
+                format!("write {f} as a string (\"{f}\") so it stays exact"),
+            ));
+        }
+        Some(other) => {
+            return Err(key_err(key, format!("{other} is not an amount")));
+        }
+    };
+    let value = Decimal::from_str(text.trim())
+        .map_err(|_| key_err(key, format!("{text:?} is not a decimal amount")))?;
+    if value.is_sign_negative() {
+        return Err(key_err(key, "must not be negative"));
+    }
+    if value.scale() > STELLAR_DECIMALS {
+        return Err(key_err(key, "has more than 7 decimal places"));
+    }
+    Ok(Some(value))
+}
+
+pub(super) fn validate_sep31(
+    section: Sep31Section,
+    assets: &[AssetConfig],
+    kyc: &KycConfig,
+    public_network: bool,
+) -> Result<Sep31Config, ConfigError> {
+    let mut sending_anchors = Vec::new();
+    for account in &section.sending_anchors {
+        sending_anchors.push(
+            PublicKey::from_strkey(account)
+                .map_err(|e| key_err("sep31.sending_anchors", format!("{account:?}: {e}")))?,
+        );
+    }
+    if sending_anchors.is_empty() && public_network {
+        return Err(key_err(
+            "sep31.sending_anchors",
+            "must list the accounts of the sending anchors you have agreements with on the public network",
+        ));
+    }
+    for code in section.assets.keys() {
+        // Without [[assets]] the demo asset is served, whatever its settings are named.
+        if !assets.is_empty() && !assets.iter().any(|a| &a.code == code) {
+            return Err(key_err(
+                &format!("sep31.assets.{code}"),
+                "is not an asset of [[assets]]",
+            ));
+        }
+    }
+    let mut settings = BTreeMap::new();
+    for (code, s) in section.assets {
+        settings.insert(code.clone(), receive_settings(&code, s, kyc)?);
+    }
+    let default_settings = receive_settings("<code>", AssetSection::default(), kyc)?;
+    let payment_timeout_secs = section.payment_timeout_secs.unwrap_or(86_400);
+    if !(60..=30 * 86_400).contains(&payment_timeout_secs) {
+        return Err(key_err(
+            "sep31.payment_timeout_secs",
+            "must be between 60 seconds and 30 days",
+        ));
+    }
+    Ok(Sep31Config {
+        sending_anchors,
+        payment_timeout_secs,
+        settings,
+        default_settings,
+    })
+}
+
+fn receive_settings(
+    code: &str,
+    s: AssetSection,
+    kyc: &KycConfig,
+) -> Result<ReceiveSettings, ConfigError> {
+    let key = |k: &str| format!("sep31.assets.{code}.{k}");
+    let funding_methods = s
+        .funding_methods
+        .unwrap_or_else(|| vec!["SEPA".into(), "SWIFT".into()]);
+    if funding_methods.is_empty() || funding_methods.iter().any(|m| m.trim().is_empty()) {
+        return Err(key_err(
+            &key("funding_methods"),
+            "must list at least one method, none empty",
+        ));
+    }
+    let min_amount = decimal(&key("min_amount"), s.min_amount)?;
+    let max_amount = decimal(&key("max_amount"), s.max_amount)?;
+    if let (Some(min), Some(max)) = (min_amount, max_amount)
+        && min > max
+    {
+        return Err(key_err(&key("min_amount"), "is above max_amount"));
+    }
+    let fee_percent = decimal(&key("fee_percent"), s.fee_percent)?.unwrap_or_default();
+    if fee_percent >= Decimal::ONE_HUNDRED {
+        return Err(key_err(&key("fee_percent"), "must be below 100"));
+    }
+    let kyc_type = |k: &str, value: Option<String>, default: &str| match value {
+        Some(t) if kyc.types.contains_key(&t) => Ok(Some(t)),
+        Some(t) => Err(key_err(
+            &key(k),
+            format!("{t:?} is not one of the [kyc.types]"),
+        )),
+        None => Ok(kyc.types.contains_key(default).then(|| default.to_owned())),
+    };
+    let sender_type = kyc_type("sender_type", s.sender_type, "sep31-sender")?;
+    let receiver_type = kyc_type("receiver_type", s.receiver_type, "sep31-receiver")?;
+    let mut fields = BTreeMap::new();
+    for (name, f) in s.fields {
+        if f.description.trim().is_empty() {
+            return Err(key_err(
+                &key(&format!("fields.{name}.description")),
+                "must not be empty",
+            ));
+        }
+        fields.insert(
+            name,
+            TransactionField {
+                description: f.description,
+                optional: f.optional,
+                choices: f.choices,
+            },
+        );
+    }
+    Ok(ReceiveSettings {
+        funding_methods,
+        min_amount,
+        max_amount,
+        fee_fixed: decimal(&key("fee_fixed"), s.fee_fixed)?.unwrap_or_default(),
+        fee_percent,
+        sender_type,
+        receiver_type,
+        fields,
+    })
+}

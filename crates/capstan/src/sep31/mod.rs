@@ -1,0 +1,3 @@
+//! SEP-31 receive API: info, transactions, callbacks.
+
+pub mod status;

@@ -1,0 +1,330 @@
+//! SEP-31 transactions and their event log. [`Store::transition`] is the one function that
+//! changes a status.
+
+use crate::sep31::status::{self, Facts, IllegalTransition, Status};
+
+use super::{Store, StoreError, StoreResult, on_pool, unix_now};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TransactionRow {
+    pub id: String,
+    pub sending_anchor: String,
+    pub status: String,
+    pub status_message: Option<String>,
+    pub asset_code: String,
+    pub asset_issuer: String,
+    pub funding_method: String,
+    pub amount_in: String,
+    pub amount_fee: String,
+    pub amount_out: String,
+    pub fee_details: String,
+    pub sender_id: Option<String>,
+    pub receiver_id: Option<String>,
+    pub stellar_account_id: Option<String>,
+    pub stellar_memo_type: Option<String>,
+    pub stellar_memo: Option<String>,
+    pub refund_memo: Option<String>,
+    pub refund_memo_type: Option<String>,
+    pub fields: String,
+    pub required_info_message: Option<String>,
+    pub required_info_updates: Option<String>,
+    pub stellar_transaction_id: Option<String>,
+    pub external_transaction_id: Option<String>,
+    pub refunds: Option<String>,
+    pub paid: bool,
+    pub version: i64,
+    pub callback_url: Option<String>,
+    pub started_at: i64,
+    pub updated_at: i64,
+    pub completed_at: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+impl TransactionRow {
+    pub fn status(&self) -> Status {
+        // Written only through `Status::as_str`.
+        Status::parse(&self.status).unwrap_or(Status::Error)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: i64,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    #[error("transaction not found: {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error("the transaction kept changing under this update; try again")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+const COLUMNS: &str = "id, sending_anchor, status, status_message, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, sender_id, receiver_id, stellar_account_id, stellar_memo_type, stellar_memo, refund_memo, refund_memo_type, fields, required_info_message, required_info_updates, stellar_transaction_id, external_transaction_id, refunds, paid, version, callback_url, started_at, updated_at, completed_at, expires_at";
+
+/// How often a transition re-reads a row that changed under it before giving up.
+const CAS_ATTEMPTS: usize = 8;
+
+impl Store {
+    /// Stores a new transaction and its first event. Returns false when its memo is taken
+    /// (the caller draws another).
+    pub async fn insert_transaction(&self, row: &TransactionRow, actor: &str) -> StoreResult<bool> {
+        if !status::can_start_in(row.status()) {
+            return Err(StoreError::Database(sqlx::Error::Protocol(format!(
+                "a transaction cannot start in {}",
+                row.status
+            ))));
+        }
+        let inserted = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query("INSERT INTO transactions (id, sending_anchor, status, status_message, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, sender_id, receiver_id, stellar_account_id, stellar_memo_type, stellar_memo, refund_memo, refund_memo_type, fields, required_info_message, required_info_updates, stellar_transaction_id, external_transaction_id, refunds, paid, version, callback_url, started_at, updated_at, completed_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) ON CONFLICT DO NOTHING")
+                .bind(&row.id)
+                .bind(&row.sending_anchor)
+                .bind(&row.status)
+                .bind(&row.status_message)
+                .bind(&row.asset_code)
+                .bind(&row.asset_issuer)
+                .bind(&row.funding_method)
+                .bind(&row.amount_in)
+                .bind(&row.amount_fee)
+                .bind(&row.amount_out)
+                .bind(&row.fee_details)
+                .bind(&row.sender_id)
+                .bind(&row.receiver_id)
+                .bind(&row.stellar_account_id)
+                .bind(&row.stellar_memo_type)
+                .bind(&row.stellar_memo)
+                .bind(&row.refund_memo)
+                .bind(&row.refund_memo_type)
+                .bind(&row.fields)
+                .bind(&row.required_info_message)
+                .bind(&row.required_info_updates)
+                .bind(&row.stellar_transaction_id)
+                .bind(&row.external_transaction_id)
+                .bind(&row.refunds)
+                .bind(row.paid)
+                .bind(row.version)
+                .bind(&row.callback_url)
+                .bind(row.started_at)
+                .bind(row.updated_at)
+                .bind(row.completed_at)
+                .bind(row.expires_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if inserted {
+                sqlx::query("INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) VALUES ($1, NULL, $2, $3, 'created', $4)")
+                    .bind(&row.id)
+                    .bind(&row.status)
+                    .bind(actor)
+                    .bind(row.started_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(inserted)
+        })?;
+        Ok(inserted)
+    }
+
+    pub async fn transaction(&self, id: &str) -> StoreResult<Option<TransactionRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM transactions WHERE id = $1");
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id)
+                .fetch_optional(pool)
+                .await)?,
+        )
+    }
+
+    pub async fn transaction_events(&self, id: &str) -> StoreResult<Vec<EventRow>> {
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, EventRow>("SELECT id, from_status, to_status, actor, reason, at FROM transaction_events WHERE transaction_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(pool)
+            .await)?,
+        )
+    }
+
+    /// Registers (or replaces, SEP31-50) the transaction's callback URL.
+    pub async fn set_transaction_callback(&self, id: &str, url: &str) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query("UPDATE transactions SET callback_url = $2, version = version + 1 WHERE id = $1")
+            .bind(id)
+            .bind(url)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The one function that changes a transaction's status.
+    ///
+    /// It reads the row, lets `edit` set the fields that change with the status (amounts, a
+    /// message, ids), checks the transition against the SEP-31 rules, and writes the row,
+    /// an event (who, from, to, why) and, when a callback URL is registered, the callback
+    /// (rendered by `render` from the new row) in one database transaction. A concurrent
+    /// write is noticed through `version` and the whole step is redone on the fresh row.
+    pub async fn transition(
+        &self,
+        id: &str,
+        to: Status,
+        actor: &str,
+        reason: Option<&str>,
+        edit: impl Fn(&mut TransactionRow),
+        render: impl Fn(&TransactionRow) -> String,
+    ) -> Result<TransactionRow, TransitionError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self
+                .transaction(id)
+                .await?
+                .ok_or_else(|| TransitionError::NotFound(id.to_owned()))?;
+            let mut next = current.clone();
+            edit(&mut next);
+            let now = unix_now();
+            next.status = to.as_str().to_owned();
+            next.updated_at = now;
+            next.version = current.version + 1;
+            if to == Status::Completed {
+                next.completed_at = Some(now);
+            }
+            status::check(current.status(), to, Facts { paid: next.paid })?;
+            let body = next.callback_url.as_ref().map(|_| render(&next));
+            if self
+                .write_transition(&current, &next, actor, reason, body.as_deref())
+                .await?
+            {
+                return Ok(next);
+            }
+        }
+        Err(TransitionError::Busy)
+    }
+
+    async fn write_transition(
+        &self,
+        current: &TransactionRow,
+        next: &TransactionRow,
+        actor: &str,
+        reason: Option<&str>,
+        callback_body: Option<&str>,
+    ) -> StoreResult<bool> {
+        let written = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let written = sqlx::query("UPDATE transactions SET status = $3, status_message = $4, amount_in = $5, amount_fee = $6, amount_out = $7, fee_details = $8, stellar_account_id = $9, stellar_memo_type = $10, stellar_memo = $11, required_info_message = $12, required_info_updates = $13, stellar_transaction_id = $14, external_transaction_id = $15, refunds = $16, paid = $17, version = $18, updated_at = $19, completed_at = $20, expires_at = $21, sender_id = $22, receiver_id = $23, fields = $24 \
+                 WHERE id = $1 AND version = $2")
+                .bind(&next.id)
+                .bind(current.version)
+                .bind(&next.status)
+                .bind(&next.status_message)
+                .bind(&next.amount_in)
+                .bind(&next.amount_fee)
+                .bind(&next.amount_out)
+                .bind(&next.fee_details)
+                .bind(&next.stellar_account_id)
+                .bind(&next.stellar_memo_type)
+                .bind(&next.stellar_memo)
+                .bind(&next.required_info_message)
+                .bind(&next.required_info_updates)
+                .bind(&next.stellar_transaction_id)
+                .bind(&next.external_transaction_id)
+                .bind(&next.refunds)
+                .bind(next.paid)
+                .bind(next.version)
+                .bind(next.updated_at)
+                .bind(next.completed_at)
+                .bind(next.expires_at)
+                .bind(&next.sender_id)
+                .bind(&next.receiver_id)
+                .bind(&next.fields)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if written {
+                sqlx::query("INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(&next.id)
+                    .bind(&current.status)
+                    .bind(&next.status)
+                    .bind(actor)
+                    .bind(reason)
+                    .bind(next.updated_at)
+                    .execute(&mut *tx)
+                    .await?;
+                if let (Some(url), Some(body)) = (&next.callback_url, callback_body) {
+                    sqlx::query("INSERT INTO callback_outbox (subject, url, body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $4)")
+                        .bind(format!("transaction:{}", next.id))
+                        .bind(url)
+                        .bind(body)
+                        .bind(next.updated_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(written)
+        })?;
+        Ok(written)
+    }
+
+    /// Links a customer to a transaction (SEP-12 `transaction_id` + `type`), without a
+    /// status change. Returns false when the transaction changed meanwhile.
+    pub async fn link_transaction_customer(
+        &self,
+        current: &TransactionRow,
+        sender: bool,
+        customer_id: &str,
+    ) -> StoreResult<bool> {
+        let sql = if sender {
+            "UPDATE transactions SET sender_id = $3, version = version + 1 WHERE id = $1 AND version = $2"
+        } else {
+            "UPDATE transactions SET receiver_id = $3, version = version + 1 WHERE id = $1 AND version = $2"
+        };
+        let n = on_pool!(self, pool => sqlx::query(sql)
+            .bind(&current.id)
+            .bind(current.version)
+            .bind(customer_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Transactions in `status` that name `customer_id` as sender or receiver.
+    pub async fn transactions_of_customer(
+        &self,
+        customer_id: &str,
+        status: Status,
+    ) -> StoreResult<Vec<TransactionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM transactions WHERE (sender_id = $1 OR receiver_id = $1) AND status = $2 ORDER BY started_at"
+        );
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(customer_id)
+                .bind(status.as_str())
+                .fetch_all(pool)
+                .await)?,
+        )
+    }
+
+    /// Transactions still waiting for their payment past their expiry.
+    pub async fn overdue_transactions(&self, now: i64, limit: i64) -> StoreResult<Vec<String>> {
+        Ok(
+            on_pool!(self, pool => sqlx::query_scalar("SELECT id FROM transactions WHERE status = 'pending_sender' AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2")
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?,
+        )
+    }
+}
