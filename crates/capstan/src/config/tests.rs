@@ -40,6 +40,8 @@ network = "public"
 signing_seed = "{SEED}"
 [auth]
 jwt_secret = "0123456789abcdef0123456789abcdef"
+[sep31]
+sending_anchors = ["GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ"]
 [[assets]]
 code = "USDC"
 issuer = "GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ"

@@ -124,7 +124,7 @@ pub fn check(from: Status, to: Status, facts: Facts) -> Result<(), IllegalTransi
         (PendingCustomerInfoUpdate | PendingTransactionInfoUpdate, PendingReceiver) => Ok(()),
         // Payout: submitted off-chain or on-chain, or done at once; a failed one is retried.
         (PendingReceiver, PendingExternal | PendingStellar | Completed) if facts.paid => Ok(()),
-        (PendingExternal | PendingStellar, Completed | PendingReceiver) => Ok(()),
+        (PendingExternal | PendingStellar, Completed | PendingReceiver) if facts.paid => Ok(()),
         (_, PendingExternal | PendingStellar | Completed) => {
             refuse("nothing is paid out before the payment arrives")
         }
