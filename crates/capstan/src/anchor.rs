@@ -32,6 +32,8 @@ pub struct Anchor {
     /// SEP-12 customers: built in, on the business server, or the embedder's own.
     pub customers: Arc<dyn Customers>,
     pub files: FileStore,
+    /// The assets SEP-31 receives, with their settings.
+    pub receive_assets: Vec<crate::config::ReceiveAsset>,
     /// Wakes the callback sender when something was queued.
     pub outbox_wake: tokio::sync::Notify,
 }
@@ -109,6 +111,7 @@ impl Anchor {
             .build()
             .map_err(|e| StartError::Http(e.to_string()))?;
         let stellar_toml = sep1::render(&config, &signing_key).map_err(StartError::TomlAppend)?;
+        let receive_assets = config.sep31.receive_assets(&config.assets);
         let files = FileStore::new(store.clone(), config.kyc.files_dir.clone());
         let customers: Arc<dyn Customers> = match (customers, &config.kyc.business) {
             (Some(customers), _) => customers,
@@ -131,6 +134,7 @@ impl Anchor {
             http,
             stellar_toml,
             generated,
+            receive_assets,
             customers,
             files,
             outbox_wake: tokio::sync::Notify::new(),

@@ -689,6 +689,11 @@ impl Config {
         format!("{}/kyc", self.base_url)
     }
 
+    /// DIRECT_PAYMENT_SERVER: where the SEP-31 endpoints are served.
+    pub fn direct_payment_server(&self) -> String {
+        format!("{}/sep31", self.base_url)
+    }
+
     /// WEB_AUTH_ENDPOINT, and the `iss` of the tokens it issues.
     pub fn web_auth_endpoint(&self) -> String {
         format!("{}/auth", self.base_url)

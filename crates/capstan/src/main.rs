@@ -125,6 +125,16 @@ async fn serve(config: Option<PathBuf>) -> Result<(), String> {
             kyc.type_names()
         ),
     }
+    if config.sep31.sending_anchors.is_empty() {
+        println!(
+            "  SEP-31:      any authenticated account may send (set sep31.sending_anchors to those you have agreements with)"
+        );
+    } else {
+        println!(
+            "  SEP-31:      {} sending anchor(s) allowed",
+            config.sep31.sending_anchors.len()
+        );
+    }
     match running.admin_addr {
         Some(addr) => {
             println!("  admin API:   http://{addr} (Authorization: Bearer <admin.api_key>)")

@@ -18,10 +18,14 @@ use crate::store::{OutboxRow, unix_now};
 /// Attempts before a callback is given up on: about five hours of retries.
 pub const MAX_ATTEMPTS: i64 = 15;
 const MAX_BACKOFF_SECS: i64 = 3600;
-/// How long a sender may hold a callback before another replica may take it over.
-const LEASE_SECS: i64 = 60;
 const BATCH: i64 = 20;
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+const SEND_TIMEOUT_SECS: u64 = 10;
+const SEND_TIMEOUT: Duration = Duration::from_secs(SEND_TIMEOUT_SECS);
+/// How long a sender may hold a callback before another replica may take it over. A batch
+/// is sent one callback after another, so the lease must outlast a whole batch of sends
+/// that time out, and the recording of each; a shorter one lets another replica claim the
+/// end of the batch and send it a second time.
+const LEASE_SECS: i64 = BATCH * SEND_TIMEOUT_SECS as i64 + 60;
 /// Between looks at the outbox when nothing wakes the loop.
 const POLL: Duration = Duration::from_secs(1);
 /// Between checks of every callback registration for status changes.
@@ -151,6 +155,15 @@ mod tests {
         assert_eq!(backoff_secs(11), 2048);
         assert_eq!(backoff_secs(12), 3600);
         assert_eq!(backoff_secs(100), 3600);
+    }
+
+    #[test]
+    fn a_lease_outlasts_a_batch_of_sends_that_time_out() {
+        let batch = BATCH * SEND_TIMEOUT.as_secs() as i64;
+        assert!(
+            LEASE_SECS >= batch + 30,
+            "lease {LEASE_SECS}s, batch {batch}s"
+        );
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub fn render(config: &Config, signing_key: &Keypair) -> Result<String, String> 
     root.insert("HORIZON_URL".into(), s(&config.horizon_url));
     root.insert("WEB_AUTH_ENDPOINT".into(), s(&config.web_auth_endpoint()));
     root.insert("KYC_SERVER".into(), s(&config.kyc_server()));
+    root.insert(
+        "DIRECT_PAYMENT_SERVER".into(),
+        s(&config.direct_payment_server()),
+    );
     let mut accounts: Vec<String> = assets
         .iter()
         .map(|a| a.distribution_account.to_string())

@@ -13,7 +13,7 @@ use crate::anchor::{Anchor, AppState, StartError};
 use crate::config::Config;
 use crate::kyc::Customers;
 use crate::store::{Store, unix_now};
-use crate::{admin, http, notify};
+use crate::{admin, http, notify, sep31};
 
 /// What an embedding binary (or a test) adds to the anchor.
 #[derive(Default)]
@@ -146,6 +146,10 @@ pub async fn start_with(
         }));
     }
     tasks.push(tokio::spawn(notify::run(anchor.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(sep31::expiry::run(
+        anchor.clone(),
+        stopped.clone(),
+    )));
     tasks.push(tokio::spawn(purge_used_challenges(
         anchor.store.clone(),
         stopped,

@@ -1264,7 +1264,7 @@ async fn sep10_09_optional_and_off_modes() {
 #[tokio::test]
 async fn sep10_21_public_network_signs_with_the_public_passphrase() {
     let app = TestApp::spawn_with(AppOptions {
-        toml: "[stellar]\nnetwork = \"public\"\n[[assets]]\ncode = \"USDC\"\nissuer = \"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"\ndistribution_account = \"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"\n".into(),
+        toml: "[stellar]\nnetwork = \"public\"\n[sep31]\nsending_anchors = [\"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"]\n[[assets]]\ncode = \"USDC\"\nissuer = \"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"\ndistribution_account = \"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"\n".into(),
         ..Default::default()
     })
     .await;

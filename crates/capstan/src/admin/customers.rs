@@ -5,19 +5,19 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::iso_time;
 use crate::anchor::AppState;
-use crate::http::{ApiError, FormOrJson, Query};
+use crate::http::{ApiError, FormOrJson, PathSegment, Query};
 use crate::kyc::builtin::field_states;
 use crate::kyc::callbacks;
 use crate::kyc::status::customer_info;
 use crate::store::CustomerRow;
+use crate::store::iso_time;
 
 const MAX_PAGE: i64 = 200;
 
@@ -54,6 +54,9 @@ pub async fn list(
         .clamp(1, MAX_PAGE);
     let before = number("before", &query.before)?;
     let before_id = query.before_id.as_deref().filter(|id| !id.is_empty());
+    if before_id.is_some_and(|id| id.contains('\0')) {
+        return Err(ApiError::bad_request("before_id holds a NUL character"));
+    }
     let after = match (before, before_id) {
         (Some(at), id) => Some((at, id)),
         (None, None) => None,
@@ -82,7 +85,7 @@ pub async fn list(
 
 pub async fn show(
     State(anchor): State<AppState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
 ) -> Result<Json<Value>, ApiError> {
     let row = customer(&anchor, &id).await?;
     detail(&anchor, &row).await.map(Json)
@@ -90,7 +93,7 @@ pub async fn show(
 
 pub async fn accept(
     State(anchor): State<AppState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
 ) -> Result<Json<Value>, ApiError> {
     let row = builtin_customer(&anchor, &id).await?;
     anchor.store.accept_customer(&row.id).await?;
@@ -104,7 +107,7 @@ pub struct RejectBody {
 
 pub async fn reject(
     State(anchor): State<AppState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     FormOrJson(body): FormOrJson<RejectBody>,
 ) -> Result<Json<Value>, ApiError> {
     let reason = body
@@ -114,6 +117,7 @@ pub async fn reject(
         .ok_or_else(|| {
             ApiError::bad_request("reason is required: it is the message the client reads")
         })?;
+    no_nul("reason", &reason)?;
     let row = builtin_customer(&anchor, &id).await?;
     anchor
         .store
@@ -131,8 +135,8 @@ pub struct RequestInfoBody {
 /// with the reason given, and the customer `NEEDS_INFO`.
 pub async fn request_info(
     State(anchor): State<AppState>,
-    Path(id): Path<String>,
-    Json(body): Json<RequestInfoBody>,
+    PathSegment(id): PathSegment,
+    FormOrJson(body): FormOrJson<RequestInfoBody>,
 ) -> Result<Json<Value>, ApiError> {
     let fields = body.fields.filter(|f| !f.is_empty()).ok_or_else(|| {
         ApiError::bad_request("fields is required: an object of SEP-9 field name to reason")
@@ -150,6 +154,7 @@ pub async fn request_info(
                 "the reason for {name} is empty: it is the message the client reads"
             )));
         }
+        no_nul(&format!("the reason for {name}"), &reason)?;
         reasons.push((name, reason));
     }
     let row = builtin_customer(&anchor, &id).await?;
@@ -164,7 +169,7 @@ pub async fn request_info(
 /// again and tells a registered callback URL.
 pub async fn notify(
     State(anchor): State<AppState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
 ) -> Result<Json<Value>, ApiError> {
     let row = customer(&anchor, &id).await?;
     callbacks::customer_changed(&anchor, &row.id).await;
@@ -174,7 +179,7 @@ pub async fn notify(
 /// An uploaded file's bytes, for a reviewer or the business server.
 pub async fn file(
     State(anchor): State<AppState>,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
 ) -> Result<Response, ApiError> {
     let file = anchor
         .store
@@ -197,6 +202,16 @@ pub async fn file(
         Body::from(bytes),
     )
         .into_response())
+}
+
+/// PostgreSQL cannot store a NUL in TEXT, and the client could not read one.
+fn no_nul(what: &str, text: &str) -> Result<(), ApiError> {
+    if text.contains('\0') {
+        return Err(ApiError::bad_request(format!(
+            "{what} holds a NUL character"
+        )));
+    }
+    Ok(())
 }
 
 async fn customer(anchor: &AppState, id: &str) -> Result<CustomerRow, ApiError> {

@@ -2,7 +2,7 @@
 //! plain-text ones.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
@@ -22,6 +22,27 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(
                 format!("invalid query string: {}", e.body_text()),
+            )),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// One path segment, decoded. A segment that is not UTF-8 once decoded, or that holds a NUL
+/// (which no id or account has, and PostgreSQL cannot even compare), is a 400.
+pub struct PathSegment(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathSegment {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(segment)) if segment.contains('\0') => Err(
+                ApiError::bad_request("the path holds a NUL character (%00)"),
+            ),
+            Ok(axum::extract::Path(segment)) => Ok(PathSegment(segment)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::bad_request(
+                format!("invalid path: {}", e.body_text()),
             )),
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }

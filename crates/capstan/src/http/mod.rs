@@ -18,10 +18,10 @@ use tracing::Level;
 
 pub use auth::{Session, bearer_token};
 pub use error::ApiError;
-pub use extract::{FormOrJson, Query};
+pub use extract::{FormOrJson, PathSegment, Query};
 
 use crate::anchor::AppState;
-use crate::{health, sep1, sep10, sep12};
+use crate::{health, sep1, sep10, sep12, sep31};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// No request may hold a connection longer than this (outgoing calls have shorter limits).
@@ -38,6 +38,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         state.config.kyc.max_file_bytes,
         state.config.max_body_bytes,
     ));
+    routes = routes.merge(sep31::router());
     if let Some(extra) = extra {
         routes = routes.merge(extra);
     }

@@ -45,8 +45,8 @@ impl BuiltinCustomers {
                 Some(row) if caller.owns(&row.account, &row.memo) => Ok(Some(row)),
                 _ => Err(not_found_for_id(id)),
             },
-            // SEP-31 transactions name their customers; until a transaction store exists
-            // no transaction id is known.
+            // The HTTP layer resolves transaction ids to the customers they name; one that
+            // reaches here named none.
             Lookup::Transaction(id) => {
                 Err(KycError::NotFound(format!("transaction not found: {id}")))
             }

@@ -226,7 +226,9 @@ impl Customers for BusinessCustomers {
                 .await?;
             let id = answer
                 .map(|a| a.id)
-                .filter(|id| !id.is_empty() && id.len() <= 200)
+                // Stored, and put in URLs: PostgreSQL cannot hold a NUL, and no sane id
+                // has a control character.
+                .filter(|id| !id.is_empty() && id.len() <= 200 && !id.chars().any(char::is_control))
                 .ok_or_else(|| {
                     KycError::BadGateway("the KYC service did not return a customer id".into())
                 })?;

@@ -51,7 +51,11 @@ impl FileStore {
                         "cannot store the file right now; try again shortly".into(),
                     )
                 })?;
-                self.store.insert_file(&row, None).await?;
+                if let Err(e) = self.store.insert_file(&row, None).await {
+                    // Without its record, nothing would ever erase these bytes.
+                    self.remove(std::slice::from_ref(&row.id)).await;
+                    return Err(e.into());
+                }
             }
             None => self.store.insert_file(&row, Some(bytes)).await?,
         }

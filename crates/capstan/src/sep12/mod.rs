@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, put};
@@ -22,7 +22,7 @@ use stellar::ClientAccount;
 use stellar::sep9::{self, FieldType};
 
 use crate::anchor::AppState;
-use crate::http::{ApiError, Session};
+use crate::http::{ApiError, PathSegment, Session};
 use crate::kyc::{
     Caller, CustomerQuery, CustomerUpdate, FieldStatus, Identity, Lookup, Memo, MemoType, callbacks,
 };
@@ -191,6 +191,54 @@ fn lookup(
     Ok(Lookup::Identity(identity.clone()))
 }
 
+/// A `transaction_id` + `type` names the sender or receiver of a SEP-31 transaction the
+/// caller's account created (SEP12-19, SEP31-48). Transactions belong to the sending
+/// anchor's base account, so its customers are reached through them whatever memo the
+/// token carries (AMB-14).
+async fn via_transaction(
+    anchor: &AppState,
+    resolved: &mut Resolved,
+    lookup: Lookup,
+    kind: Option<&str>,
+) -> Result<Lookup, ApiError> {
+    let Lookup::Transaction(id) = lookup else {
+        return Ok(lookup);
+    };
+    let transaction = anchor
+        .store
+        .transaction(&id)
+        .await?
+        .filter(|t| t.sending_anchor == resolved.caller.account.to_string())
+        .ok_or_else(|| ApiError::NotFound(format!("transaction not found: {id}")))?;
+    let settings = anchor
+        .receive_assets
+        .iter()
+        .find(|a| a.code == transaction.asset_code)
+        .map(|a| &a.settings);
+    let sender_type = settings.and_then(|s| s.sender_type.as_deref());
+    let receiver_type = settings.and_then(|s| s.receiver_type.as_deref());
+    let customer = if kind.is_some() && kind == sender_type {
+        transaction.sender_id
+    } else if kind.is_some() && kind == receiver_type {
+        transaction.receiver_id
+    } else {
+        return Err(ApiError::bad_request(format!(
+            "type {} is neither the sender type ({}) nor the receiver type ({}) of transaction {id}",
+            kind.unwrap_or_default(),
+            sender_type.unwrap_or("none"),
+            receiver_type.unwrap_or("none"),
+        )));
+    };
+    let customer = customer.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "transaction {id} has no {} customer",
+            kind.unwrap_or_default()
+        ))
+    })?;
+    resolved.caller.token_memo = None;
+    Ok(Lookup::Id(customer))
+}
+
 /// `lang` is accepted and answered in English, the one language served (an unknown
 /// language falls back rather than failing).
 fn lang(params: &mut Params) -> String {
@@ -203,9 +251,10 @@ pub async fn get_customer(
     session: Session,
     Sep12Params(mut params): Sep12Params,
 ) -> Result<impl IntoResponse, ApiError> {
-    let resolved = resolve(&session, &mut params)?;
+    let mut resolved = resolve(&session, &mut params)?;
     let kind = customer_type(&anchor, &mut params)?;
     let lookup = lookup(&mut params, kind.as_deref(), &resolved.identity)?;
+    let lookup = via_transaction(&anchor, &mut resolved, lookup, kind.as_deref()).await?;
     let query = CustomerQuery {
         caller: resolved.caller,
         lookup,
@@ -221,9 +270,10 @@ pub async fn put_customer(
     session: Session,
     Sep12Params(mut params): Sep12Params,
 ) -> Result<impl IntoResponse, ApiError> {
-    let resolved = resolve(&session, &mut params)?;
+    let mut resolved = resolve(&session, &mut params)?;
     let kind = customer_type(&anchor, &mut params)?;
     let lookup = lookup(&mut params, kind.as_deref(), &resolved.identity)?;
+    let lookup = via_transaction(&anchor, &mut resolved, lookup, kind.as_deref()).await?;
     lang(&mut params);
     let mut update = CustomerUpdate {
         caller: resolved.caller,
@@ -381,7 +431,7 @@ fn classify_fields(
 pub async fn delete_customer(
     State(anchor): State<AppState>,
     session: Session,
-    Path(account): Path<String>,
+    PathSegment(account): PathSegment,
     Sep12Params(mut params): Sep12Params,
 ) -> Result<impl IntoResponse, ApiError> {
     let named = ClientAccount::parse(&account, None).map_err(|_| {
@@ -411,7 +461,7 @@ pub async fn put_callback(
     session: Session,
     Sep12Params(mut params): Sep12Params,
 ) -> Result<impl IntoResponse, ApiError> {
-    let resolved = resolve(&session, &mut params)?;
+    let mut resolved = resolve(&session, &mut params)?;
     let kind = customer_type(&anchor, &mut params)?;
     let url = params
         .take("url")
@@ -430,6 +480,7 @@ pub async fn put_callback(
         ));
     }
     let lookup = lookup(&mut params, kind.as_deref(), &resolved.identity)?;
+    let lookup = via_transaction(&anchor, &mut resolved, lookup, kind.as_deref()).await?;
     let row = match &lookup {
         Lookup::Id(id) => anchor
             .store

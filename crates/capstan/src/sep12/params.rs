@@ -3,6 +3,7 @@
 //! flat map of text values plus the uploaded files.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
@@ -33,6 +34,12 @@ impl Params {
     }
 
     fn insert(&mut self, key: String, value: String) -> Result<(), ApiError> {
+        // No SEP-9 value, memo or id holds a NUL, and PostgreSQL cannot store one in TEXT.
+        if key.contains('\0') || value.contains('\0') {
+            return Err(ApiError::bad_request(format!(
+                "parameter {key:?} contains a NUL character"
+            )));
+        }
         if self.text.contains_key(&key) || self.files.contains_key(&key) {
             return Err(ApiError::bad_request(format!(
                 "parameter {key} is given twice"
@@ -52,7 +59,7 @@ impl FromRequest<AppState> for Sep12Params {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let mut params = Params::default();
         if let Some(query) = req.uri().query() {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            let pairs = form_pairs(query.as_bytes())
                 .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
             for (key, value) in pairs {
                 params.insert(key, value)?;
@@ -111,16 +118,25 @@ impl FromRequest<AppState> for Sep12Params {
             return Ok(Sep12Params(params));
         }
         if json {
-            let value: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-            let Value::Object(object) = value else {
-                return Err(ApiError::bad_request("the JSON body must be an object"));
-            };
-            for (key, value) in object {
+            let Members(members) = serde_json::from_slice(&bytes).map_err(|e| {
+                if e.classify() == serde_json::error::Category::Data {
+                    ApiError::bad_request("the JSON body must be an object")
+                } else {
+                    ApiError::bad_request(format!("invalid JSON body: {e}"))
+                }
+            })?;
+            for (key, value) in members {
                 let text = match value {
                     Value::Null => continue,
                     Value::String(s) => s,
-                    Value::Number(n) => n.to_string(),
+                    Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+                    // Held as a float, it has lost digits already (a 30-digit account
+                    // number) or would be stored in another form than sent (1e3, 1.50).
+                    Value::Number(_) => {
+                        return Err(ApiError::bad_request(format!(
+                            "{key} must be a string or a whole number of at most 64 bits; send other numbers as strings"
+                        )));
+                    }
                     Value::Bool(b) => b.to_string(),
                     Value::Array(_) | Value::Object(_) => {
                         return Err(ApiError::bad_request(format!(
@@ -131,7 +147,7 @@ impl FromRequest<AppState> for Sep12Params {
                 params.insert(key, text)?;
             }
         } else {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            let pairs = form_pairs(&bytes)
                 .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?;
             for (key, value) in pairs {
                 params.insert(key, value)?;
@@ -139,6 +155,79 @@ impl FromRequest<AppState> for Sep12Params {
         }
         Ok(Sep12Params(params))
     }
+}
+
+/// The members of a JSON object in order, each duplicate kept so that it can be refused
+/// like a duplicate form field (a map would silently keep the last).
+struct Members(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs (a query string, or a form body). A name or
+/// value that is not UTF-8 once decoded is an error: the usual lenient decoding would turn
+/// it into U+FFFD and the altered text would be stored as if sent.
+fn form_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, String> {
+    bytes
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &[][..]),
+            };
+            let name = String::from_utf8(percent_decode(name))
+                .map_err(|_| "a parameter name is not UTF-8 text".to_owned())?;
+            let value = String::from_utf8(percent_decode(value))
+                .map_err(|_| format!("{name} is not UTF-8 text"))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// Form decoding: `+` is a space, `%XX` a byte; a `%` without two hex digits stands for
+/// itself, as browsers send it.
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: Option<&u8>| b.and_then(|&b| (b as char).to_digit(16));
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        i += 1;
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => match (hex(input.get(i)), hex(input.get(i + 1))) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Reads every part. Parts with a file name, or a content type other than text, are

@@ -258,25 +258,23 @@ impl Store {
     }
 
     /// Erases the customer registered as (account, memo): its row, fields, files (those
-    /// uploaded by that identity but never attached too), callback registration and
-    /// undelivered callbacks. Returns what was there.
+    /// uploaded by that identity but never attached to a customer too), callback
+    /// registration and undelivered callbacks. Returns what was there.
     pub async fn erase_customer(&self, account: &str, memo: &str) -> StoreResult<Erased> {
         let customer = self.customer_by_identity(account, memo).await?;
         let customer_id = customer.map(|c| c.id);
         let subject = customer_id.as_deref().map(|id| format!("customer:{id}"));
         let file_ids: Vec<String> = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let files: Vec<String> = sqlx::query_scalar("SELECT id FROM customer_files WHERE (account = $1 AND memo = $2) OR customer_id = $3")
+            // An upload the identity gave to another customer of the account is that
+            // customer's document now, and stays with it. One statement, so the ids whose
+            // bytes are removed from disk are exactly the rows deleted, even when a file is
+            // attached meanwhile.
+            let files: Vec<String> = sqlx::query_scalar("DELETE FROM customer_files WHERE (account = $1 AND memo = $2 AND customer_id IS NULL) OR customer_id = $3 RETURNING id")
                 .bind(account)
                 .bind(memo)
                 .bind(&customer_id)
                 .fetch_all(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM customer_files WHERE (account = $1 AND memo = $2) OR customer_id = $3")
-                .bind(account)
-                .bind(memo)
-                .bind(&customer_id)
-                .execute(&mut *tx)
                 .await?;
             if let Some(id) = &customer_id {
                 sqlx::query("DELETE FROM callback_outbox WHERE subject = $1 AND delivered_at IS NULL")

@@ -74,6 +74,13 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// A unix time as ISO 8601 UTC with a `Z`, as the SEPs write times.
+pub fn iso_time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
 impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Store> {
         let open_err = |e: sqlx::Error| StoreError::Open {

@@ -1,0 +1,156 @@
+//! Amounts and fees, in exact decimals: what a sending anchor sends, what the fee is, what
+//! the receiver gets.
+
+use std::str::FromStr;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::Value;
+
+use crate::config::{ReceiveSettings, STELLAR_DECIMALS};
+
+/// Reads `amount` as SEP-31 sends it: a JSON number or a numeric string (AMB-28), in plain
+/// decimal notation, positive, with no more decimals than a Stellar amount has.
+pub fn parse_amount(value: &Value) -> Result<Decimal, String> {
+    let text = match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_owned(),
+        Value::Null => return Err("amount is required".into()),
+        other => {
+            return Err(format!(
+                "amount must be a number or a numeric string, not {}",
+                json_kind(other)
+            ));
+        }
+    };
+    if text.is_empty() {
+        return Err("amount is required".into());
+    }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+')
+    {
+        return Err(format!(
+            "amount {text:?} is not a plain decimal number (like \"100.50\")"
+        ));
+    }
+    let amount = Decimal::from_str(&text)
+        .map_err(|_| format!("amount {text:?} is not a decimal number within range"))?;
+    if amount <= Decimal::ZERO {
+        return Err(format!("amount must be positive, not {text}"));
+    }
+    if amount.normalize().scale() > STELLAR_DECIMALS {
+        return Err(format!(
+            "amount {text} has more than the {STELLAR_DECIMALS} decimal places a Stellar amount has"
+        ));
+    }
+    // The largest Stellar amount: i64::MAX stroops.
+    if amount > Decimal::new(i64::MAX, STELLAR_DECIMALS) {
+        return Err(format!("amount {text} is larger than any Stellar amount"));
+    }
+    Ok(amount.normalize())
+}
+
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The fee on `amount`: fixed plus percent, rounded half away from zero to a Stellar amount.
+pub fn fee(settings: &ReceiveSettings, amount: Decimal) -> Decimal {
+    let percent = amount * settings.fee_percent / Decimal::ONE_HUNDRED;
+    (settings.fee_fixed + percent)
+        .round_dp_with_strategy(STELLAR_DECIMALS, RoundingStrategy::MidpointAwayFromZero)
+        .normalize()
+}
+
+/// A decimal as SEP-31 writes amounts: a string, never in exponent form.
+pub fn amount_string(amount: Decimal) -> String {
+    amount.normalize().to_string()
+}
+
+/// An amount from the configuration, for `/info` (which has numbers, not strings).
+pub fn info_number(amount: Decimal) -> Value {
+    serde_json::from_str(&amount_string(amount)).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings(fixed: &str, percent: &str) -> ReceiveSettings {
+        ReceiveSettings {
+            funding_methods: vec!["SEPA".into()],
+            min_amount: None,
+            max_amount: None,
+            fee_fixed: fixed.parse().unwrap(),
+            fee_percent: percent.parse().unwrap(),
+            sender_type: None,
+            receiver_type: None,
+            fields: Default::default(),
+        }
+    }
+
+    #[test]
+    fn amounts_are_numbers_or_numeric_strings() {
+        assert_eq!(
+            parse_amount(&json!(100.5)).unwrap(),
+            "100.5".parse().unwrap()
+        );
+        assert_eq!(
+            parse_amount(&json!("100.50")).unwrap(),
+            "100.5".parse().unwrap()
+        );
+        assert_eq!(parse_amount(&json!(7)).unwrap(), Decimal::from(7));
+        assert_eq!(
+            parse_amount(&json!("0.0000001")).unwrap(),
+            Decimal::new(1, 7)
+        );
+        for bad in [
+            json!(null),
+            json!(""),
+            json!("abc"),
+            json!("NaN"),
+            json!("1e5"),
+            json!(-1),
+            json!("0"),
+            json!("0.00000001"),
+            json!(1e30),
+            json!("99999999999999999999999999999"),
+            json!(true),
+            json!([1]),
+            json!({"v": 1}),
+        ] {
+            assert!(parse_amount(&bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn fee_is_fixed_plus_percent_rounded_to_stroops() {
+        assert_eq!(
+            fee(&settings("1", "1"), Decimal::from(100)),
+            Decimal::from(2)
+        );
+        assert_eq!(
+            fee(&settings("0", "0.5"), "0.0000003".parse().unwrap()),
+            "0".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(
+            fee(&settings("0.1", "2.5"), "10.0000002".parse().unwrap()),
+            "0.35".parse::<Decimal>().unwrap()
+        );
+        // Exactly half a stroop rounds away from zero.
+        assert_eq!(
+            fee(&settings("0", "1"), "0.000005".parse().unwrap()),
+            Decimal::new(1, 7)
+        );
+        assert_eq!(amount_string("100.5000".parse().unwrap()), "100.5");
+        assert_eq!(info_number(Decimal::from(5)), json!(5));
+    }
+}

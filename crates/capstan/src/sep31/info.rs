@@ -1,0 +1,74 @@
+//! `GET /info`: what this anchor receives, and on what terms.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Map, Value, json};
+
+use super::amounts::info_number;
+use crate::anchor::AppState;
+use crate::config::ReceiveAsset;
+
+/// Answers with or without a token (AMB-01: deployed validators call it without one).
+pub async fn info(State(anchor): State<AppState>) -> Json<Value> {
+    let mut receive = Map::new();
+    for asset in &anchor.receive_assets {
+        receive.insert(asset.code.clone(), asset_info(&anchor, asset));
+    }
+    Json(json!({ "receive": receive }))
+}
+
+fn asset_info(anchor: &AppState, asset: &ReceiveAsset) -> Value {
+    let s = &asset.settings;
+    let mut info = json!({
+        // Dropped from SEP-31 in 1.3.0, still required by deployed validators.
+        "enabled": true,
+        "funding_methods": s.funding_methods,
+        "quotes_supported": false,
+        "quotes_required": false,
+    });
+    if let Some(min) = s.min_amount {
+        info["min_amount"] = info_number(min);
+    }
+    if let Some(max) = s.max_amount {
+        info["max_amount"] = info_number(max);
+    }
+    info["fee_fixed"] = info_number(s.fee_fixed);
+    info["fee_percent"] = info_number(s.fee_percent);
+    // The deprecated KYC type keys, for clients written before SEP-31 3.1.
+    let types = |kind: &Option<String>| match kind {
+        Some(name) => {
+            json!({ "types": { name: { "description": type_description(anchor, name) } } })
+        }
+        None => json!({}),
+    };
+    info["sep12"] = json!({
+        "sender": types(&s.sender_type),
+        "receiver": types(&s.receiver_type),
+    });
+    if let Some(t) = &s.sender_type {
+        info["sender_sep12_type"] = json!(t);
+    }
+    if let Some(t) = &s.receiver_type {
+        info["receiver_sep12_type"] = json!(t);
+    }
+    let mut fields = Map::new();
+    for (name, f) in &s.fields {
+        let mut field = json!({ "description": f.description, "optional": f.optional });
+        if let Some(choices) = &f.choices {
+            field["choices"] = json!(choices);
+        }
+        fields.insert(name.clone(), field);
+    }
+    info["fields"] = json!({ "transaction": fields });
+    info
+}
+
+fn type_description(anchor: &AppState, name: &str) -> String {
+    match anchor.config.kyc.types.get(name) {
+        Some(kind) => format!(
+            "{name}: {}; GET /customer?type={name} lists them",
+            kind.required.join(", ")
+        ),
+        None => name.to_owned(),
+    }
+}

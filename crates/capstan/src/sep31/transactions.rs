@@ -1,0 +1,586 @@
+//! `POST /transactions`, `GET /transactions/:id`, `PATCH /transactions/:id` (deprecated)
+//! and `PUT /transactions/:id/callback`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+
+use super::SendingAnchor;
+use super::amounts::{amount_string, fee, json_kind, parse_amount};
+use super::status::Status;
+use crate::anchor::AppState;
+use crate::config::ReceiveAsset;
+use crate::http::{ApiError, FormOrJson};
+use crate::kyc::{Caller, CustomerQuery, CustomerStatus, KycError, Lookup};
+use crate::store::{TransactionRow, TransitionError, iso_time, unix_now};
+
+/// A 400 whose body is one of SEP-31's structured errors rather than `{"error": text}`.
+fn structured_400(body: Value) -> Response {
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+fn customer_info_needed(kind: &str) -> Response {
+    structured_400(json!({ "error": "customer_info_needed", "type": kind }))
+}
+
+/// Reads a string member; absent, null and "" are `None`.
+fn text(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{key} must be a string, not {}",
+            json_kind(other)
+        ))),
+    }
+}
+
+pub async fn post_transaction(
+    State(anchor): State<AppState>,
+    SendingAnchor(session): SendingAnchor,
+    FormOrJson(body): FormOrJson<Value>,
+) -> Result<Response, ApiError> {
+    let Value::Object(body) = body else {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    };
+    let amount =
+        parse_amount(body.get("amount").unwrap_or(&Value::Null)).map_err(ApiError::BadRequest)?;
+    let code = text(&body, "asset_code")?.ok_or_else(|| {
+        ApiError::bad_request("asset_code is required: one of the assets of GET /info")
+    })?;
+    let asset = anchor
+        .receive_assets
+        .iter()
+        .find(|a| a.code == code)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "asset_code {code} is not received by this anchor; GET /info lists the assets"
+            ))
+        })?;
+    if let Some(issuer) = text(&body, "asset_issuer")?
+        && issuer != asset.issuer.to_string()
+    {
+        return Err(ApiError::bad_request(format!(
+            "asset_issuer {issuer} does not issue the {code} this anchor receives ({})",
+            asset.issuer
+        )));
+    }
+    let settings = &asset.settings;
+    let funding_method = text(&body, "funding_method")?.ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "funding_method is required: one of {}",
+            settings.funding_methods.join(", ")
+        ))
+    })?;
+    if !settings.funding_methods.contains(&funding_method) {
+        return Err(ApiError::bad_request(format!(
+            "funding_method {funding_method} is not offered for {code}: use one of {}",
+            settings.funding_methods.join(", ")
+        )));
+    }
+    if let Some(min) = settings.min_amount
+        && amount < min
+    {
+        return Err(ApiError::bad_request(format!(
+            "amount {amount} is below the minimum of {min} {code}"
+        )));
+    }
+    if let Some(max) = settings.max_amount
+        && amount > max
+    {
+        return Err(ApiError::bad_request(format!(
+            "amount {amount} is above the maximum of {max} {code}"
+        )));
+    }
+    // SEP-38 conversion is not offered (quotes_supported is false in /info).
+    if text(&body, "quote_id")?.is_some() {
+        return Err(ApiError::bad_request(
+            "quote_id: this anchor offers no quotes (quotes_supported is false)",
+        ));
+    }
+    if let Some(destination) = text(&body, "destination_asset")? {
+        return Err(ApiError::bad_request(format!(
+            "destination_asset {destination}: this anchor offers no asset conversion; omit it to receive {code} paid out 1:1"
+        )));
+    }
+    let refund = refund_memo(&body)?;
+    let fields = match transaction_fields(asset, &body)? {
+        Ok(fields) => fields,
+        Err(needed) => return Ok(needed),
+    };
+
+    let owner = Caller {
+        account: session.account(),
+        token_memo: None,
+    };
+    let mut customers = BTreeMap::new();
+    for (key, kind) in [
+        ("sender_id", &settings.sender_type),
+        ("receiver_id", &settings.receiver_type),
+    ] {
+        let id = text(&body, key)?;
+        let Some(kind) = kind else {
+            customers.insert(key, id);
+            continue;
+        };
+        let Some(id) = id else {
+            return Ok(customer_info_needed(kind));
+        };
+        let query = CustomerQuery {
+            caller: owner.clone(),
+            lookup: Lookup::Id(id.clone()),
+            kind: kind.clone(),
+            lang: "en".into(),
+        };
+        match anchor.customers.get(&query).await {
+            Ok(info) if info.status == CustomerStatus::Accepted => {}
+            Ok(_) => return Ok(customer_info_needed(kind)),
+            Err(KycError::NotFound(_)) => {
+                return Err(ApiError::bad_request(format!(
+                    "{key} {id} is not a customer registered by this sending anchor"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        customers.insert(key, Some(id));
+    }
+
+    let fee = fee(settings, amount);
+    let amount_out = amount - fee;
+    if amount_out <= Decimal::ZERO {
+        return Err(ApiError::bad_request(format!(
+            "amount {amount} does not cover the fee of {fee} {code}"
+        )));
+    }
+    let now = unix_now();
+    let mut row = TransactionRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        sending_anchor: session.account().to_string(),
+        status: Status::PendingSender.as_str().into(),
+        status_message: None,
+        asset_code: asset.code.clone(),
+        asset_issuer: asset.issuer.to_string(),
+        funding_method,
+        amount_in: amount_string(amount),
+        amount_fee: amount_string(fee),
+        amount_out: amount_string(amount_out),
+        fee_details: fee_details(settings, amount).to_string(),
+        sender_id: customers.remove("sender_id").flatten(),
+        receiver_id: customers.remove("receiver_id").flatten(),
+        stellar_account_id: Some(asset.distribution_account.to_string()),
+        stellar_memo_type: Some("id".into()),
+        stellar_memo: None,
+        refund_memo: refund.as_ref().map(|r| r.0.clone()),
+        refund_memo_type: refund.map(|r| r.1),
+        fields: Value::Object(fields).to_string(),
+        required_info_message: None,
+        required_info_updates: None,
+        stellar_transaction_id: None,
+        external_transaction_id: None,
+        refunds: None,
+        paid: false,
+        version: 0,
+        callback_url: None,
+        started_at: now,
+        updated_at: now,
+        completed_at: None,
+        expires_at: Some(now + anchor.config.sep31.payment_timeout_secs as i64),
+    };
+    // A memo is one transaction's (SEP31-26): draw again in the unlikely case it is taken.
+    let mut stored = false;
+    for _ in 0..5 {
+        row.stellar_memo = Some(new_memo());
+        if anchor
+            .store
+            .insert_transaction(&row, &format!("sending_anchor:{}", row.sending_anchor))
+            .await?
+        {
+            stored = true;
+            break;
+        }
+    }
+    if !stored {
+        return Err(ApiError::Unavailable(
+            "could not reserve a memo for the transaction; try again".into(),
+        ));
+    }
+    tracing::info!(transaction = %row.id, asset = %row.asset_code, "SEP-31 transaction created");
+    // Exactly these four keys (deployed validators allow no others).
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": row.id,
+            "stellar_account_id": row.stellar_account_id,
+            "stellar_memo_type": row.stellar_memo_type,
+            "stellar_memo": row.stellar_memo,
+        })),
+    )
+        .into_response())
+}
+
+/// An id memo: a random number below 2^63, since some clients parse memos as signed
+/// 64-bit integers (AMB-25), and never 0.
+fn new_memo() -> String {
+    let n = u64::from_le_bytes(stellar::random_bytes::<8>()) >> 1;
+    n.max(1).to_string()
+}
+
+/// `refund_memo` and `refund_memo_type`: both or neither, and valid together (SEP31-19).
+fn refund_memo(body: &Map<String, Value>) -> Result<Option<(String, String)>, ApiError> {
+    let memo = match body.get("refund_memo") {
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => text(body, "refund_memo")?,
+    };
+    let kind = text(body, "refund_memo_type")?;
+    let (memo, kind) = match (memo, kind) {
+        (None, None) => return Ok(None),
+        (Some(memo), Some(kind)) => (memo, kind),
+        _ => {
+            return Err(ApiError::bad_request(
+                "refund_memo and refund_memo_type go together: send both or neither",
+            ));
+        }
+    };
+    use base64::Engine;
+    let valid = match kind.as_str() {
+        "id" => memo.bytes().all(|b| b.is_ascii_digit()) && memo.parse::<u64>().is_ok(),
+        "text" => memo.len() <= 28,
+        "hash" => base64::engine::general_purpose::STANDARD
+            .decode(&memo)
+            .is_ok_and(|b| b.len() == 32),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "refund_memo_type {other:?} is not one of id, text, hash"
+            )));
+        }
+    };
+    if !valid {
+        return Err(ApiError::bad_request(format!(
+            "refund_memo is not a valid {kind} memo ({})",
+            match kind.as_str() {
+                "id" => "a whole number below 2^64",
+                "text" => "at most 28 bytes",
+                _ => "the base64 of 32 bytes",
+            }
+        )));
+    }
+    Ok(Some((memo, kind)))
+}
+
+/// The deprecated `fields.transaction` values: known names only, every required one
+/// present (else `transaction_info_needed`, SEP31-27).
+fn transaction_fields(
+    asset: &ReceiveAsset,
+    body: &Map<String, Value>,
+) -> Result<Result<Map<String, Value>, Response>, ApiError> {
+    let wanted = &asset.settings.fields;
+    let given = match body.get("fields") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(fields)) => match fields.get("transaction") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(t)) => t.clone(),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "fields.transaction must be an object, not {}",
+                    json_kind(other)
+                )));
+            }
+        },
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fields must be an object like {{\"transaction\": {{...}}}}, not {}",
+                json_kind(other)
+            )));
+        }
+    };
+    let mut fields = Map::new();
+    for (name, value) in given {
+        if !wanted.contains_key(&name) {
+            return Err(ApiError::bad_request(format!(
+                "fields.transaction.{name} is not a field this anchor asks for; GET /info lists them"
+            )));
+        }
+        let Value::String(value) = value else {
+            return Err(ApiError::bad_request(format!(
+                "fields.transaction.{name} must be a string"
+            )));
+        };
+        if let Some(choices) = &wanted[&name].choices
+            && !choices.contains(&value)
+        {
+            return Err(ApiError::bad_request(format!(
+                "fields.transaction.{name} must be one of {}",
+                choices.join(", ")
+            )));
+        }
+        fields.insert(name, Value::String(value));
+    }
+    let missing: Map<String, Value> = wanted
+        .iter()
+        .filter(|(name, f)| !f.optional && !fields.contains_key(*name))
+        .map(|(name, f)| (name.clone(), field_json(f)))
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Err(structured_400(json!({
+            "error": "transaction_info_needed",
+            "fields": { "transaction": missing },
+        }))));
+    }
+    Ok(Ok(fields))
+}
+
+fn field_json(f: &crate::config::TransactionField) -> Value {
+    let mut v = json!({ "description": f.description, "optional": f.optional });
+    if let Some(choices) = &f.choices {
+        v["choices"] = json!(choices);
+    }
+    v
+}
+
+fn fee_details(settings: &crate::config::ReceiveSettings, amount: Decimal) -> Value {
+    let mut details = Vec::new();
+    if !settings.fee_fixed.is_zero() {
+        details.push(json!({"name": "fixed fee", "amount": amount_string(settings.fee_fixed)}));
+    }
+    let percent = fee(settings, amount) - settings.fee_fixed;
+    if !settings.fee_percent.is_zero() {
+        details.push(json!({
+            "name": "percentage fee",
+            "description": format!("{}% of the amount", amount_string(settings.fee_percent)),
+            "amount": amount_string(percent),
+        }));
+    }
+    Value::Array(details)
+}
+
+/// `{"transaction": {...}}`, as `GET /transactions/:id` answers and callbacks carry.
+pub fn transaction_body(row: &TransactionRow) -> Value {
+    let asset = format!("stellar:{}:{}", row.asset_code, row.asset_issuer);
+    let mut fee_details = json!({ "total": row.amount_fee, "asset": asset });
+    if let Ok(Value::Array(details)) = serde_json::from_str::<Value>(&row.fee_details)
+        && !details.is_empty()
+    {
+        fee_details["details"] = Value::Array(details);
+    }
+    let mut t = json!({
+        "id": row.id,
+        "status": row.status,
+        "amount_in": row.amount_in,
+        "amount_out": row.amount_out,
+        "amount_fee": row.amount_fee,
+        "fee_details": fee_details,
+        "started_at": iso_time(row.started_at),
+        "updated_at": iso_time(row.updated_at),
+    });
+    let optional = [
+        (
+            "status_message",
+            row.status_message.clone().map(Value::String),
+        ),
+        (
+            "stellar_account_id",
+            row.stellar_account_id.clone().map(Value::String),
+        ),
+        (
+            "stellar_memo_type",
+            row.stellar_memo_type.clone().map(Value::String),
+        ),
+        ("stellar_memo", row.stellar_memo.clone().map(Value::String)),
+        (
+            "completed_at",
+            row.completed_at.map(|t| Value::String(iso_time(t))),
+        ),
+        (
+            "stellar_transaction_id",
+            row.stellar_transaction_id.clone().map(Value::String),
+        ),
+        (
+            "external_transaction_id",
+            row.external_transaction_id.clone().map(Value::String),
+        ),
+        (
+            "required_info_message",
+            row.required_info_message.clone().map(Value::String),
+        ),
+        (
+            "required_info_updates",
+            row.required_info_updates
+                .as_deref()
+                .and_then(|u| serde_json::from_str(u).ok()),
+        ),
+        (
+            "refunds",
+            row.refunds
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok()),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            t[key] = value;
+        }
+    }
+    json!({ "transaction": t })
+}
+
+/// The transaction `id`, if this sending anchor created it; another's is a 404 exactly like
+/// an unknown id (AMB-34).
+async fn owned(
+    anchor: &AppState,
+    session: &crate::http::Session,
+    id: &str,
+) -> Result<TransactionRow, ApiError> {
+    anchor
+        .store
+        .transaction(id)
+        .await?
+        .filter(|row| row.sending_anchor == session.account().to_string())
+        .ok_or_else(|| ApiError::NotFound(format!("transaction not found: {id}")))
+}
+
+pub async fn get_transaction(
+    State(anchor): State<AppState>,
+    SendingAnchor(session): SendingAnchor,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = owned(&anchor, &session, &id).await?;
+    Ok(Json(transaction_body(&row)))
+}
+
+pub async fn put_callback(
+    State(anchor): State<AppState>,
+    SendingAnchor(session): SendingAnchor,
+    Path(id): Path<String>,
+    FormOrJson(body): FormOrJson<Value>,
+) -> Result<StatusCode, ApiError> {
+    let row = owned(&anchor, &session, &id).await?;
+    let url = match body.get("url") {
+        Some(Value::String(url)) if !url.trim().is_empty() => url.trim().to_owned(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "url is required: the URL to POST status changes to",
+            ));
+        }
+    };
+    let parsed = url::Url::parse(&url)
+        .map_err(|e| ApiError::bad_request(format!("url {url:?} is not a URL: {e}")))?;
+    let public = anchor.config.network.is_public();
+    if parsed.host_str().is_none()
+        || !(parsed.scheme() == "https" || (parsed.scheme() == "http" && !public))
+    {
+        return Err(ApiError::bad_request(if public {
+            "url must be an https URL"
+        } else {
+            "url must be an http(s) URL"
+        }));
+    }
+    anchor
+        .store
+        .set_transaction_callback(&row.id, parsed.as_str())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PATCH /transactions/:id` (deprecated since SEP-31 2.5): the fields asked for in
+/// `required_info_updates`, only while the status is `pending_transaction_info_update`.
+pub async fn patch_transaction(
+    State(anchor): State<AppState>,
+    SendingAnchor(session): SendingAnchor,
+    Path(id): Path<String>,
+    FormOrJson(body): FormOrJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let row = owned(&anchor, &session, &id).await?;
+    if row.status() != Status::PendingTransactionInfoUpdate {
+        return Err(ApiError::bad_request(format!(
+            "no update was requested: the transaction is {}, and fields can only be updated in pending_transaction_info_update",
+            row.status
+        )));
+    }
+    let requested: Map<String, Value> = row
+        .required_info_updates
+        .as_deref()
+        .and_then(|u| serde_json::from_str::<Value>(u).ok())
+        .and_then(|u| u.get("transaction").and_then(Value::as_object).cloned())
+        .unwrap_or_default();
+    let given = body
+        .get("fields")
+        .and_then(|f| f.get("transaction"))
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "send {\"fields\": {\"transaction\": {...}}} with the fields asked for",
+            )
+        })?;
+    for (name, value) in given {
+        if !requested.contains_key(name) {
+            return Err(ApiError::bad_request(format!(
+                "fields.transaction.{name} was not asked for; only the fields in required_info_updates can be updated"
+            )));
+        }
+        if !value.is_string() {
+            return Err(ApiError::bad_request(format!(
+                "fields.transaction.{name} must be a string"
+            )));
+        }
+    }
+    let missing: Vec<&String> = requested
+        .iter()
+        .filter(|(name, spec)| {
+            !given.contains_key(*name)
+                && !spec
+                    .get("optional")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+        })
+        .map(|(name, _)| name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "fields.transaction is missing {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let actor = format!("sending_anchor:{}", session.account());
+    let updated = anchor
+        .store
+        .transition(
+            &row.id,
+            Status::PendingReceiver,
+            &actor,
+            Some("transaction fields updated (PATCH)"),
+            |next| {
+                let mut fields: Map<String, Value> =
+                    serde_json::from_str(&next.fields).unwrap_or_default();
+                for (name, value) in given {
+                    fields.insert(name.clone(), value.clone());
+                }
+                next.fields = Value::Object(fields).to_string();
+                next.required_info_message = None;
+                next.required_info_updates = None;
+            },
+            |next| transaction_body(next).to_string(),
+        )
+        .await
+        .map_err(transition_error)?;
+    anchor.outbox_wake.notify_one();
+    Ok(Json(transaction_body(&updated)))
+}
+
+pub fn transition_error(e: TransitionError) -> ApiError {
+    match e {
+        TransitionError::NotFound(id) => ApiError::NotFound(format!("transaction not found: {id}")),
+        TransitionError::Illegal(e) => ApiError::bad_request(e.to_string()),
+        TransitionError::Busy => ApiError::Unavailable(e.to_string()),
+        TransitionError::Store(e) => e.into(),
+    }
+}
