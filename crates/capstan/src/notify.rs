@@ -136,7 +136,8 @@ async fn send(key: &Keypair, http: &reqwest::Client, callback: &OutboxRow) -> Re
         .body(callback.body.clone())
         .send()
         .await
-        .map_err(|e| format!("request failed: {e}"))?;
+        // Without the URL: a callback URL may carry the client's secrets in its query.
+        .map_err(|e| format!("request failed: {}", e.without_url()))?;
     if response.status().is_success() {
         Ok(())
     } else {
