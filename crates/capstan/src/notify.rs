@@ -48,6 +48,51 @@ pub fn signed_host(url: &url::Url) -> String {
     }
 }
 
+/// Checks a callback URL a client registers. On the public network it must be https and
+/// must not name a loopback, private or link-local address, so a client cannot make the
+/// anchor POST into its own network. (A name that resolves to such an address is not
+/// caught here; keep outgoing traffic filtered at the network edge too.)
+pub fn check_callback_url(url: &str, public_network: bool) -> Result<url::Url, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("url {url:?} is not a URL: {e}"))?;
+    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && !public_network);
+    if !scheme_ok || parsed.host().is_none() {
+        return Err(if public_network {
+            "url must be an https URL".into()
+        } else {
+            "url must be an http(s) URL".into()
+        });
+    }
+    if public_network {
+        let internal = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => {
+                ip.is_loopback()
+                    || ip.is_private()
+                    || ip.is_link_local()
+                    || ip.is_unspecified()
+                    || ip.is_broadcast()
+            }
+            Some(url::Host::Ipv6(ip)) => {
+                ip.is_loopback()
+                    || ip.is_unspecified()
+                    || ip.is_unique_local()
+                    || ip.is_unicast_link_local()
+                    || ip
+                        .to_ipv4_mapped()
+                        .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
+            }
+            Some(url::Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                name == "localhost" || name.ends_with(".localhost")
+            }
+            None => true,
+        };
+        if internal {
+            return Err("url must name a public host, not a loopback or private address".into());
+        }
+    }
+    Ok(parsed)
+}
+
 /// The delay before attempt `attempts + 1`, after `attempts` failures.
 pub fn backoff_secs(attempts: i64) -> i64 {
     1_i64
@@ -148,6 +193,33 @@ async fn send(key: &Keypair, http: &reqwest::Client, callback: &OutboxRow) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callback_urls_on_the_public_network_are_https_to_public_hosts() {
+        for good in ["https://wallet.example/cb", "https://203.0.113.9:8443/x"] {
+            assert!(check_callback_url(good, true).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://wallet.example/cb",
+            "https://127.0.0.1/cb",
+            "https://10.1.2.3/cb",
+            "https://192.168.0.1/cb",
+            "https://169.254.169.254/latest",
+            "https://[::1]/cb",
+            "https://[fd00::1]/cb",
+            "https://[::ffff:127.0.0.1]/cb",
+            "https://localhost/cb",
+            "https://api.localhost./cb",
+            "https://0.0.0.0/cb",
+            "not a url",
+            "mailto:x@example.com",
+        ] {
+            assert!(check_callback_url(bad, true).is_err(), "{bad}");
+        }
+        // Test networks allow plain http and loopback, for local development.
+        assert!(check_callback_url("http://127.0.0.1:9000/cb", false).is_ok());
+        assert!(check_callback_url("ftp://wallet.example/cb", false).is_err());
+    }
 
     #[test]
     fn backoff_doubles_up_to_an_hour() {

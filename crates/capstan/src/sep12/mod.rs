@@ -466,19 +466,8 @@ pub async fn put_callback(
     let url = params
         .take("url")
         .ok_or_else(|| ApiError::bad_request("url is required"))?;
-    let parsed = url::Url::parse(&url)
-        .map_err(|e| ApiError::bad_request(format!("url {url:?} is not a URL: {e}")))?;
-    let secure_enough = parsed.scheme() == "https"
-        || (parsed.scheme() == "http" && !anchor.config.network.is_public());
-    if !secure_enough || parsed.host_str().is_none() {
-        return Err(ApiError::bad_request(
-            if anchor.config.network.is_public() {
-                "url must be an https URL"
-            } else {
-                "url must be an http(s) URL"
-            },
-        ));
-    }
+    let parsed = crate::notify::check_callback_url(&url, anchor.config.network.is_public())
+        .map_err(ApiError::BadRequest)?;
     let lookup = lookup(&mut params, kind.as_deref(), &resolved.identity)?;
     let lookup = via_transaction(&anchor, &mut resolved, lookup, kind.as_deref()).await?;
     let row = match &lookup {

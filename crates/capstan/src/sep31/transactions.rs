@@ -468,18 +468,8 @@ pub async fn put_callback(
             ));
         }
     };
-    let parsed = url::Url::parse(&url)
-        .map_err(|e| ApiError::bad_request(format!("url {url:?} is not a URL: {e}")))?;
-    let public = anchor.config.network.is_public();
-    if parsed.host_str().is_none()
-        || !(parsed.scheme() == "https" || (parsed.scheme() == "http" && !public))
-    {
-        return Err(ApiError::bad_request(if public {
-            "url must be an https URL"
-        } else {
-            "url must be an http(s) URL"
-        }));
-    }
+    let parsed = crate::notify::check_callback_url(&url, anchor.config.network.is_public())
+        .map_err(ApiError::BadRequest)?;
     anchor
         .store
         .set_transaction_callback(&row.id, parsed.as_str())
