@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use crate::anchor::AppState;
 use crate::http::{ApiError, FormOrJson, PathSegment, Query};
 use crate::kyc::builtin::field_states;
-use crate::kyc::callbacks;
 use crate::kyc::status::customer_info;
 use crate::store::CustomerRow;
 use crate::store::iso_time;
@@ -172,7 +171,7 @@ pub async fn notify(
     PathSegment(id): PathSegment,
 ) -> Result<Json<Value>, ApiError> {
     let row = customer(&anchor, &id).await?;
-    callbacks::customer_changed(&anchor, &row.id).await;
+    crate::kyc::changed(&anchor, &row.id).await;
     Ok(Json(json!({ "id": row.id })))
 }
 
@@ -205,7 +204,7 @@ pub async fn file(
 }
 
 /// PostgreSQL cannot store a NUL in TEXT, and the client could not read one.
-fn no_nul(what: &str, text: &str) -> Result<(), ApiError> {
+pub(super) fn no_nul(what: &str, text: &str) -> Result<(), ApiError> {
     if text.contains('\0') {
         return Err(ApiError::bad_request(format!(
             "{what} holds a NUL character"
@@ -233,7 +232,7 @@ async fn builtin_customer(anchor: &AppState, id: &str) -> Result<CustomerRow, Ap
 }
 
 async fn decided(anchor: &AppState, id: &str) -> Result<Json<Value>, ApiError> {
-    callbacks::customer_changed(anchor, id).await;
+    crate::kyc::changed(anchor, id).await;
     let row = customer(anchor, id).await?;
     detail(anchor, &row).await.map(Json)
 }

@@ -3,6 +3,7 @@
 //! transactions join it later.
 
 mod customers;
+mod transactions;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -27,6 +28,18 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/customers/{id}/notify", post(customers::notify))
         .route("/admin/files/{id}", get(customers::file))
         .route("/admin/callbacks", get(callbacks))
+        .route("/admin/transactions", get(transactions::list))
+        .route("/admin/transactions/{id}", get(transactions::show))
+        .route(
+            "/admin/transactions/{id}/request-customer-info",
+            post(transactions::request_customer_info),
+        )
+        .route(
+            "/admin/transactions/{id}/request-transaction-info",
+            post(transactions::request_transaction_info),
+        )
+        .route("/admin/transactions/{id}/error", post(transactions::mark_error))
+        .route("/admin/transactions/{id}/refund", post(transactions::refund))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

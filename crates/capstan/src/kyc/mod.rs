@@ -294,3 +294,10 @@ pub async fn check_sharing(store: &Store, identity: &Identity) -> KycResult<()> 
     }
     Ok(())
 }
+
+/// After anything that may change a customer's status: tell its callback URL, and resume
+/// the SEP-31 transactions that waited for it.
+pub async fn changed(anchor: &crate::anchor::AppState, customer_id: &str) {
+    callbacks::customer_changed(anchor, customer_id).await;
+    crate::sep31::kyc::customer_changed(anchor, customer_id).await;
+}

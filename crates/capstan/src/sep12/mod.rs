@@ -24,7 +24,7 @@ use stellar::sep9::{self, FieldType};
 use crate::anchor::AppState;
 use crate::http::{ApiError, PathSegment, Session};
 use crate::kyc::{
-    Caller, CustomerQuery, CustomerUpdate, FieldStatus, Identity, Lookup, Memo, MemoType, callbacks,
+    Caller, CustomerQuery, CustomerUpdate, FieldStatus, Identity, Lookup, Memo, MemoType,
 };
 use params::{Params, Sep12Params};
 
@@ -315,7 +315,7 @@ pub async fn put_customer(
             return Err(e.into());
         }
     };
-    callbacks::customer_changed(&anchor, &id).await;
+    crate::kyc::changed(&anchor, &id).await;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
 }
 
@@ -545,7 +545,7 @@ pub async fn put_verification(
         verifications,
     };
     let id = anchor.customers.put(&update).await?;
-    callbacks::customer_changed(&anchor, &id).await;
+    crate::kyc::changed(&anchor, &id).await;
     let query = CustomerQuery {
         caller: resolved.caller,
         lookup: Lookup::Id(id),

@@ -1,5 +1,6 @@
 //! Transactions whose payment never came: `pending_sender` past `expires_at` become
-//! `expired` (the timeout is `sep31.payment_timeout_secs`).
+//! `expired` (the timeout is `sep31.payment_timeout_secs`). The same loop looks again at
+//! transactions waiting for corrected KYC.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ const BATCH: i64 = 100;
 pub async fn run(anchor: AppState, mut stopped: watch::Receiver<bool>) {
     loop {
         expire_overdue(&anchor).await;
+        super::kyc::recheck_waiting(&anchor).await;
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
             _ = stopped.changed() => return,

@@ -4,6 +4,7 @@
 pub mod amounts;
 pub mod expiry;
 mod info;
+pub mod kyc;
 pub mod status;
 pub mod transactions;
 

@@ -20,7 +20,7 @@ mod transactions;
 pub use callbacks::{CallbackRow, OutboxRow};
 pub use customers::{CustomerRow, Erased, FieldRow, FieldWrite};
 pub use files::FileRow;
-pub use transactions::{EventRow, TransactionRow, TransitionError};
+pub use transactions::{EventRow, TransactionFilter, TransactionRow, TransitionError};
 
 #[derive(Debug, Clone)]
 pub enum Store {

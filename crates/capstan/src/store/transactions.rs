@@ -328,3 +328,66 @@ impl Store {
         )
     }
 }
+
+/// Filters of the operator's transaction list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct TransactionFilter {
+    pub status: Option<String>,
+    pub asset_code: Option<String>,
+    pub sending_anchor: Option<String>,
+    pub started_from: Option<i64>,
+    pub started_until: Option<i64>,
+    /// Keyset paging: the (started_at, id) of the last row of the previous page.
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+impl Store {
+    /// A page of transactions, newest first.
+    pub async fn list_transactions(
+        &self,
+        f: &TransactionFilter,
+    ) -> StoreResult<Vec<TransactionRow>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM transactions WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR asset_code = $2) AND ($3 IS NULL OR sending_anchor = $3) \
+             AND ($4 IS NULL OR started_at >= $4) AND ($5 IS NULL OR started_at <= $5) \
+             AND ($6 IS NULL OR started_at < $6 OR (started_at = $6 AND id < $7)) \
+             ORDER BY started_at DESC, id DESC LIMIT $8"
+        );
+        let (before_at, before_id) = match &f.before {
+            Some((at, id)) => (Some(*at), id.clone()),
+            None => (None, String::new()),
+        };
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(&f.status)
+                .bind(&f.asset_code)
+                .bind(&f.sending_anchor)
+                .bind(f.started_from)
+                .bind(f.started_until)
+                .bind(before_at)
+                .bind(&before_id)
+                .bind(f.limit)
+                .fetch_all(pool)
+                .await)?,
+        )
+    }
+
+    /// Records refunds that leave the status as it is (a partial refund). Returns false
+    /// when the transaction changed meanwhile.
+    pub async fn record_refunds(
+        &self,
+        current: &TransactionRow,
+        refunds: &str,
+    ) -> StoreResult<bool> {
+        let n = on_pool!(self, pool => sqlx::query("UPDATE transactions SET refunds = $3, updated_at = $4, version = version + 1 WHERE id = $1 AND version = $2")
+            .bind(&current.id)
+            .bind(current.version)
+            .bind(refunds)
+            .bind(unix_now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+}

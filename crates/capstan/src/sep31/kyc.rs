@@ -1,0 +1,114 @@
+//! Transactions waiting for corrected KYC (`pending_customer_info_update`) go back to
+//! `pending_receiver` once their sender and receiver are ACCEPTED again (SEP31-39, SEP31-49).
+
+use super::status::Status;
+use super::transactions::transaction_body;
+use crate::anchor::AppState;
+use crate::kyc::{Caller, CustomerQuery, CustomerStatus, Lookup};
+use crate::store::{TransactionRow, TransitionError};
+
+const BATCH: i64 = 100;
+
+/// After a change to one customer.
+pub async fn customer_changed(anchor: &AppState, customer_id: &str) {
+    match anchor
+        .store
+        .transactions_of_customer(customer_id, Status::PendingCustomerInfoUpdate)
+        .await
+    {
+        Ok(waiting) => {
+            for transaction in waiting {
+                resume_if_ready(anchor, &transaction).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot look for transactions waiting on a customer"),
+    }
+}
+
+/// Every waiting transaction, looked at again (changes on a business server, or missed
+/// through a crash).
+pub async fn recheck_waiting(anchor: &AppState) {
+    let filter = crate::store::TransactionFilter {
+        status: Some(Status::PendingCustomerInfoUpdate.as_str().into()),
+        limit: BATCH,
+        ..Default::default()
+    };
+    match anchor.store.list_transactions(&filter).await {
+        Ok(waiting) => {
+            for transaction in waiting {
+                resume_if_ready(anchor, &transaction).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list transactions waiting on customers"),
+    }
+}
+
+async fn resume_if_ready(anchor: &AppState, transaction: &TransactionRow) {
+    match customers_accepted(anchor, transaction).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read a transaction's customers; retrying later");
+            return;
+        }
+    }
+    let result = anchor
+        .store
+        .transition(
+            &transaction.id,
+            Status::PendingReceiver,
+            "kyc",
+            Some("the customers' information was updated and accepted"),
+            |t| t.status_message = None,
+            |t| transaction_body(t).to_string(),
+        )
+        .await;
+    match result {
+        Ok(_) => anchor.outbox_wake.notify_one(),
+        // Another request or replica moved it first.
+        Err(TransitionError::Illegal(_)) => {}
+        Err(e) => {
+            tracing::warn!(transaction = %transaction.id, error = %e, "cannot resume a transaction")
+        }
+    }
+}
+
+/// Whether every customer the transaction needs is ACCEPTED for its type.
+pub async fn customers_accepted(
+    anchor: &AppState,
+    transaction: &TransactionRow,
+) -> Result<bool, crate::kyc::KycError> {
+    let Some(asset) = anchor
+        .receive_assets
+        .iter()
+        .find(|a| a.code == transaction.asset_code)
+    else {
+        return Ok(false);
+    };
+    let Ok(account) = stellar::PublicKey::from_strkey(&transaction.sending_anchor) else {
+        return Ok(false);
+    };
+    let parties = [
+        (&asset.settings.sender_type, &transaction.sender_id),
+        (&asset.settings.receiver_type, &transaction.receiver_id),
+    ];
+    for (kind, customer) in parties {
+        let Some(kind) = kind else { continue };
+        let Some(customer) = customer else {
+            return Ok(false);
+        };
+        let query = CustomerQuery {
+            caller: Caller {
+                account,
+                token_memo: None,
+            },
+            lookup: Lookup::Id(customer.clone()),
+            kind: kind.clone(),
+            lang: "en".into(),
+        };
+        if anchor.customers.get(&query).await?.status != CustomerStatus::Accepted {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
