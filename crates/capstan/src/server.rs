@@ -54,15 +54,7 @@ pub async fn start(config: Config, extra: Option<Router<AppState>>) -> Result<Ru
             addr: listen,
             reason: e.to_string(),
         })?;
-    start_with(
-        listener,
-        config,
-        Extensions {
-            routes: extra,
-            customers: None,
-        },
-    )
-    .await
+    start_on(listener, config, extra).await
 }
 
 /// Like [`start`], on a listener the caller already bound (tests bind port 0 first, so the
@@ -77,7 +69,7 @@ pub async fn start_on(
         config,
         Extensions {
             routes: extra,
-            customers: None,
+            ..Extensions::default()
         },
     )
     .await

@@ -49,6 +49,20 @@ impl<S: Send + Sync> FromRequestParts<S> for PathSegment {
     }
 }
 
+/// The request's media type, lower-cased and without parameters (`charset`, `boundary`).
+pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
 /// A body sent as JSON or as an HTML form, both of which the SEPs allow for the same fields.
 /// Without a content type, a body that starts with `{` is read as JSON.
 pub struct FormOrJson<T>(pub T);
@@ -57,17 +71,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for FormOrJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            });
+        let content_type = media_type(req.headers());
         let bytes = read_body(req, state).await?;
         let json = match content_type.as_deref() {
             Some("application/json") => true,

@@ -8,7 +8,7 @@ use std::fmt;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::Method;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::CONTENT_LENGTH;
 use serde_json::Value;
 
 use crate::anchor::AppState;
@@ -68,18 +68,7 @@ impl FromRequest<AppState> for Sep12Params {
         if req.method() == Method::GET {
             return Ok(Sep12Params(params));
         }
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default();
+        let content_type = crate::http::media_type(req.headers()).unwrap_or_default();
         // Some clients (reqwest among them) send a form without parts as an empty body; like
         // an empty JSON or form body, it carries no parameters.
         let empty = req
