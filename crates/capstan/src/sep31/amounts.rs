@@ -25,16 +25,25 @@ pub fn parse_amount(value: &Value) -> Result<Decimal, String> {
     if text.is_empty() {
         return Err("amount is required".into());
     }
-    if !text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+')
-    {
-        return Err(format!(
-            "amount {text:?} is not a plain decimal number (like \"100.50\")"
-        ));
-    }
-    let amount = Decimal::from_str(&text)
-        .map_err(|_| format!("amount {text:?} is not a decimal number within range"))?;
+    // serde_json writes a small or large JSON number back in exponent form (0.0000001 comes
+    // back as "1e-7") whatever the client wrote: read those exactly, as the decimal they are.
+    let (text, amount) = if matches!(value, Value::Number(_)) && text.contains(['e', 'E']) {
+        let amount = Decimal::from_scientific(&text)
+            .map_err(|_| format!("amount {text} is not a decimal number within range"))?;
+        (amount.to_string(), amount)
+    } else {
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+')
+        {
+            return Err(format!(
+                "amount {text:?} is not a plain decimal number (like \"100.50\")"
+            ));
+        }
+        let amount = Decimal::from_str(&text)
+            .map_err(|_| format!("amount {text:?} is not a decimal number within range"))?;
+        (text, amount)
+    };
     if amount <= Decimal::ZERO {
         return Err(format!("amount must be positive, not {text}"));
     }
@@ -112,6 +121,9 @@ mod tests {
             parse_amount(&json!("0.0000001")).unwrap(),
             Decimal::new(1, 7)
         );
+        // JSON numbers serde_json writes in exponent form.
+        assert_eq!(parse_amount(&json!(0.0000001)).unwrap(), Decimal::new(1, 7));
+        assert_eq!(parse_amount(&json!(0.00001)).unwrap(), Decimal::new(1, 5));
         for bad in [
             json!(null),
             json!(""),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
@@ -15,7 +15,7 @@ use super::amounts::{amount_string, fee, json_kind, parse_amount};
 use super::status::Status;
 use crate::anchor::AppState;
 use crate::config::ReceiveAsset;
-use crate::http::{ApiError, FormOrJson};
+use crate::http::{ApiError, FormOrJson, PathSegment};
 use crate::kyc::{Caller, CustomerQuery, CustomerStatus, KycError, Lookup};
 use crate::store::{TransactionRow, TransitionError, iso_time, unix_now};
 
@@ -28,10 +28,14 @@ fn customer_info_needed(kind: &str) -> Response {
     structured_400(json!({ "error": "customer_info_needed", "type": kind }))
 }
 
-/// Reads a string member; absent, null and "" are `None`.
+/// Reads a string member; absent, null and "" are `None`. A NUL is refused: no id, code or
+/// memo holds one, and PostgreSQL cannot store or even compare it.
 fn text(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.contains('\0') => Err(ApiError::bad_request(format!(
+            "{key} holds a NUL character"
+        ))),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
         Some(other) => Err(ApiError::bad_request(format!(
@@ -447,7 +451,7 @@ async fn owned(
 pub async fn get_transaction(
     State(anchor): State<AppState>,
     SendingAnchor(session): SendingAnchor,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
 ) -> Result<Json<Value>, ApiError> {
     let row = owned(&anchor, &session, &id).await?;
     Ok(Json(transaction_body(&row)))
@@ -456,7 +460,7 @@ pub async fn get_transaction(
 pub async fn put_callback(
     State(anchor): State<AppState>,
     SendingAnchor(session): SendingAnchor,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     FormOrJson(body): FormOrJson<Value>,
 ) -> Result<StatusCode, ApiError> {
     let row = owned(&anchor, &session, &id).await?;
@@ -482,7 +486,7 @@ pub async fn put_callback(
 pub async fn patch_transaction(
     State(anchor): State<AppState>,
     SendingAnchor(session): SendingAnchor,
-    Path(id): Path<String>,
+    PathSegment(id): PathSegment,
     FormOrJson(body): FormOrJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let row = owned(&anchor, &session, &id).await?;
@@ -513,9 +517,19 @@ pub async fn patch_transaction(
                 "fields.transaction.{name} was not asked for; only the fields in required_info_updates can be updated"
             )));
         }
-        if !value.is_string() {
+        let Some(value) = value.as_str() else {
             return Err(ApiError::bad_request(format!(
                 "fields.transaction.{name} must be a string"
+            )));
+        };
+        // The choices the operator gave with the request, as POST holds to the configured ones.
+        if let Some(choices) = requested[name].get("choices").and_then(Value::as_array)
+            && !choices.iter().any(|c| c.as_str() == Some(value))
+        {
+            let choices: Vec<&str> = choices.iter().filter_map(Value::as_str).collect();
+            return Err(ApiError::bad_request(format!(
+                "fields.transaction.{name} must be one of {}",
+                choices.join(", ")
             )));
         }
     }
