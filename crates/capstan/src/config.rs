@@ -522,6 +522,15 @@ impl Config {
         };
 
         if network.is_public() {
+            // SEP31-08: HTTPS only. Plain http is left to a loopback address (a proxy in
+            // front terminating TLS, or a local test).
+            let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+            if base_url.starts_with("http://") && !loopback {
+                return Err(key_err(
+                    "server.base_url",
+                    "must be an https URL on the public network",
+                ));
+            }
             if signing_key.is_none() {
                 return Err(key_err(
                     "stellar.signing_seed",

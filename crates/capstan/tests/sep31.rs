@@ -2606,7 +2606,18 @@ async fn amb_01_info_is_served_without_a_token(db: Option<String>) {
     assert_eq!(status, 200, "{anonymous}");
     // A sending anchor without an agreement may still read what is received.
     let token = app.token_for(&stranger, None).await;
-    assert_eq!(info(&app, Some(&token)).await, (200, anonymous));
+    assert_eq!(info(&app, Some(&token)).await, (200, anonymous.clone()));
+    // A token that is sent is checked: a bad one is refused rather than ignored.
+    let (status, body) = info(&app, Some("not-a-token")).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    // No fee is configured: SEP-31 leaves the fee keys out rather than publishing zeros.
+    let usdc = &anonymous["receive"]["USDC"];
+    assert!(usdc.get("fee_fixed").is_none(), "{usdc}");
+    assert!(usdc.get("fee_percent").is_none(), "{usdc}");
 }
 
 async fn amb_03_structured_errors_are_told_apart_by_error(db: Option<String>) {

@@ -67,6 +67,7 @@ on_both_backends!(
     racing_payment_and_expiry_have_one_winner,
     racing_random_transitions_keep_the_log_consistent,
     transactions_start_only_where_sep31_allows,
+    a_payment_once_arrived_cannot_be_undone,
 );
 
 // ---- a small deterministic PRNG (SplitMix64) -----------------------------------------------
@@ -307,7 +308,8 @@ async fn random_walk_keeps_every_invariant(store: &Store) {
             _ => None,
         };
         let amount_edit = (rng.below(6) == 0).then(|| amounts(&mut rng));
-        let paid = paid_edit.unwrap_or(before.paid);
+        // The store keeps a recorded payment whatever the edit says.
+        let paid = paid_edit.unwrap_or(before.paid) || before.paid;
         let expected = status::check(before.status(), to, Facts { paid });
         let message = format!("step {step}");
         let result = store
@@ -556,4 +558,49 @@ async fn transactions_start_only_where_sep31_allows(store: &Store) {
         )
         .await;
     assert!(matches!(result, Err(TransitionError::NotFound(id)) if id == "no-such-transaction"));
+}
+
+async fn a_payment_once_arrived_cannot_be_undone(store: &Store) {
+    let mut rng = Rng(SEED ^ 4);
+    let row = new_row(&mut rng, 0, Status::PendingSender);
+    assert!(store.insert_transaction(&row, "test").await.unwrap());
+    store
+        .transition(
+            &row.id,
+            Status::PendingReceiver,
+            "test",
+            None,
+            |t| t.paid = true,
+            |_| String::new(),
+        )
+        .await
+        .unwrap();
+    // An edit that clears `paid` is ignored, so the paid transaction can neither go back to
+    // waiting for a payment nor expire.
+    let back = store
+        .transition(
+            &row.id,
+            Status::PendingSender,
+            "test",
+            None,
+            |t| t.paid = false,
+            |_| String::new(),
+        )
+        .await;
+    assert!(matches!(back, Err(TransitionError::Illegal(_))), "{back:?}");
+    let stored = store.transaction(&row.id).await.unwrap().unwrap();
+    assert!(stored.paid);
+    assert_eq!(stored.status(), Status::PendingReceiver);
+    let moved = store
+        .transition(
+            &row.id,
+            Status::Completed,
+            "test",
+            None,
+            |t| t.paid = false,
+            |_| String::new(),
+        )
+        .await
+        .unwrap();
+    assert!(moved.paid, "the payment stays recorded");
 }

@@ -251,9 +251,11 @@ pub async fn request_customer_info(
         }
         requests.push((customer, reasons));
     }
-    if requests.is_empty() && anchor.config.kyc.business.is_none() {
-        // Without a field to correct the customers stay ACCEPTED, and the transaction
-        // would resume at once.
+    if requests.iter().all(|(_, reasons)| reasons.is_empty())
+        && anchor.config.kyc.business.is_none()
+    {
+        // Without a field to correct (no map, or only empty ones) the customers stay
+        // ACCEPTED, and the transaction would resume at once.
         return Err(ApiError::bad_request(
             "name the fields to correct in sender_fields or receiver_fields (field → reason)",
         ));
@@ -326,12 +328,13 @@ pub async fn request_transaction_info(
             })?);
         }
         if let Some(choices) = spec.get("choices") {
+            // An empty list would leave no answer the PATCH could give.
             let valid = choices
                 .as_array()
-                .is_some_and(|c| c.iter().all(Value::is_string));
+                .is_some_and(|c| !c.is_empty() && c.iter().all(Value::is_string));
             if !valid {
                 return Err(ApiError::bad_request(format!(
-                    "fields.{name}.choices must be a list of strings"
+                    "fields.{name}.choices must be a non-empty list of strings"
                 )));
             }
             entry["choices"] = choices.clone();
@@ -401,12 +404,18 @@ pub async fn refund(
                 )));
             }
         };
+        // At most the largest Stellar amount, so no sum of them overflows a Decimal.
+        let largest = Decimal::new(i64::MAX, STELLAR_DECIMALS);
         let value = Decimal::from_str(text.trim())
             .ok()
-            .filter(|d| !d.is_sign_negative() && d.normalize().scale() <= STELLAR_DECIMALS)
+            .filter(|d| {
+                !d.is_sign_negative()
+                    && d.normalize().scale() <= STELLAR_DECIMALS
+                    && *d <= largest
+            })
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
-                    "payments[{i}].{key} {text:?} is not an amount (at least 0, at most 7 decimals)"
+                    "payments[{i}].{key} {text:?} is not an amount (at least 0, at most 7 decimals, at most {largest})"
                 ))
             })?;
         Ok(value.normalize())
@@ -453,6 +462,15 @@ pub async fn refund(
             .and_then(|r| r.get("payments").and_then(Value::as_array).cloned())
             .unwrap_or_default();
         for (pid, paid, fee) in &new_payments {
+            // A retried request must not record the same refund payment twice.
+            if all
+                .iter()
+                .any(|p| p.get("id").and_then(Value::as_str) == Some(pid))
+            {
+                return Err(ApiError::bad_request(format!(
+                    "refund payment {pid} is already recorded"
+                )));
+            }
             all.push(
                 json!({"id": pid, "amount": amount_string(*paid), "fee": amount_string(*fee)}),
             );

@@ -375,3 +375,22 @@ fn kyc_and_admin_secrets_never_print() {
     assert!(!shown.contains("business-secret-value"), "{shown}");
     assert!(!shown.contains("admin-secret-value-0123"), "{shown}");
 }
+
+#[test]
+fn public_network_needs_an_https_base_url() {
+    let text = |base_url: &str| {
+        format!(
+            "[server]\nbase_url = \"{base_url}\"\n[stellar]\nnetwork = \"public\"\nsigning_seed = \"{SEED}\"\n\
+             [auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n\
+             [sep31]\nsending_anchors = [\"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"]\n\
+             [[assets]]\ncode = \"USDC\"\nissuer = \"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"\n\
+             distribution_account = \"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"\n"
+        )
+    };
+    let err = Config::from_parts(&text("http://anchor.example.com"), Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("server.base_url"), "{err}");
+    assert!(err.to_string().contains("https"), "{err}");
+    // https, or plain http on loopback behind a TLS-terminating proxy, is fine.
+    Config::from_parts(&text("https://anchor.example.com"), Vec::new()).unwrap();
+    Config::from_parts(&text("http://127.0.0.1:8000"), Vec::new()).unwrap();
+}

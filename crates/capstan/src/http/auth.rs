@@ -78,3 +78,21 @@ impl FromRequestParts<AppState> for Session {
         })
     }
 }
+
+/// An optional session: no `Authorization` header is `None`; a header must hold a valid
+/// token (403 otherwise), so a client never mistakes a bad token for an accepted one.
+impl axum::extract::OptionalFromRequestParts<AppState> for Session {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Ok(None);
+        }
+        <Session as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}

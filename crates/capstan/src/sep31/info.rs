@@ -7,9 +7,11 @@ use serde_json::{Map, Value, json};
 use super::amounts::info_number;
 use crate::anchor::AppState;
 use crate::config::ReceiveAsset;
+use crate::http::Session;
 
-/// Answers with or without a token (AMB-01: deployed validators call it without one).
-pub async fn info(State(anchor): State<AppState>) -> Json<Value> {
+/// Answers with or without a token (AMB-01: deployed validators call it without one), and
+/// to accounts without an agreement too; a token that is sent must be valid.
+pub async fn info(State(anchor): State<AppState>, _token: Option<Session>) -> Json<Value> {
     let mut receive = Map::new();
     for asset in &anchor.receive_assets {
         receive.insert(asset.code.clone(), asset_info(&anchor, asset));
@@ -32,8 +34,13 @@ fn asset_info(anchor: &AppState, asset: &ReceiveAsset) -> Value {
     if let Some(max) = s.max_amount {
         info["max_amount"] = info_number(max);
     }
-    info["fee_fixed"] = info_number(s.fee_fixed);
-    info["fee_percent"] = info_number(s.fee_percent);
+    // SEP-31: left out when there is no such fee.
+    if !s.fee_fixed.is_zero() {
+        info["fee_fixed"] = info_number(s.fee_fixed);
+    }
+    if !s.fee_percent.is_zero() {
+        info["fee_percent"] = info_number(s.fee_percent);
+    }
     // The deprecated KYC type keys, for clients written before SEP-31 3.1.
     let types = |kind: &Option<String>| match kind {
         Some(name) => {

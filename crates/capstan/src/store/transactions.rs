@@ -191,6 +191,9 @@ impl Store {
                 .ok_or_else(|| TransitionError::NotFound(id.to_owned()))?;
             let mut next = current.clone();
             edit(&mut next);
+            // A payment that arrived stays arrived: no edit can make a paid transaction
+            // look unpaid (and so expire, or wait for a second payment).
+            next.paid |= current.paid;
             let now = unix_now();
             next.status = to.as_str().to_owned();
             next.updated_at = now;
