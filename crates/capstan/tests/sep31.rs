@@ -134,6 +134,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends! {
+    sep31_async_kyc_through_transaction_id => sep31_async_kyc_through_transaction_id_sqlite, sep31_async_kyc_through_transaction_id_postgres;
     sep31_01_direct_payment_server_is_published => sep31_01_direct_payment_server_is_published_sqlite, sep31_01_direct_payment_server_is_published_postgres;
     sep31_02_only_sending_anchors_with_an_agreement => sep31_02_only_sending_anchors_with_an_agreement_sqlite, sep31_02_only_sending_anchors_with_an_agreement_postgres;
     sep31_03_kyc_server_serves_the_sep31_types => sep31_03_kyc_server_serves_the_sep31_types_sqlite, sep31_03_kyc_server_serves_the_sep31_types_postgres;
@@ -449,6 +450,16 @@ fn assert_customer_info_needed(got: &(u16, Value), kind: &str) {
         (400, json!({"error": "customer_info_needed", "type": kind})),
         "expected customer_info_needed for {kind}"
     );
+}
+
+/// A transaction created without a customer it needs: 201 with only its `id`, waiting in
+/// `pending_receiver` with no payment details (SEP-31 3.0 asynchronous KYC). Returns the id.
+#[track_caller]
+fn assert_waits_for_kyc(got: &(u16, Value)) -> String {
+    let (status, body) = got;
+    assert_eq!(*status, 201, "{body}");
+    assert_eq!(keys(body), ["id"], "no payment details yet: {body}");
+    body["id"].as_str().unwrap().to_owned()
 }
 
 fn keys(object: &Value) -> Vec<String> {
@@ -1094,7 +1105,11 @@ async fn sep31_14_kyc_types_are_listed_per_party(db: Option<String>) {
     let key = Keypair::random();
     let token = only_sender.token_for(&key, None).await;
     let body = json!({"amount": 5, "asset_code": "USDC", "funding_method": "SEPA"});
-    assert_customer_info_needed(&post(&only_sender, &token, &body).await, "phone-verified");
+    let waiting = assert_waits_for_kyc(&post(&only_sender, &token, &body).await);
+    assert_eq!(
+        stored(&only_sender, &waiting).await.status,
+        "pending_receiver"
+    );
     let sender = register(
         &only_sender,
         &token,
@@ -1376,11 +1391,12 @@ async fn sep31_20_customers_are_required_and_accepted(db: Option<String>) {
         }
         body
     };
-    // Missing ids.
-    assert_customer_info_needed(&post(&app, &token, &body(None, None)).await, "sep31-sender");
+    // Missing ids: the asynchronous KYC flow (SEP-31 3.0), not an error.
+    assert_waits_for_kyc(&post(&app, &token, &body(None, None)).await);
+    // A customer that is named must be ACCEPTED, even when the other is left for later.
     assert_customer_info_needed(
         &post(&app, &token, &body(None, Some(&receiver))).await,
-        "sep31-sender",
+        "sep31-receiver",
     );
     // Known but not ACCEPTED: PROCESSING (manual review) and NEEDS_INFO.
     assert_customer_info_needed(
@@ -1401,15 +1417,9 @@ async fn sep31_20_customers_are_required_and_accepted(db: Option<String>) {
         &post(&app, &token, &body(Some(&partial), Some(&receiver))).await,
         "sep31-sender",
     );
-    // An accepted sender and no receiver.
-    assert_customer_info_needed(
-        &post(&app, &token, &body(Some(&sender), None)).await,
-        "sep31-receiver",
-    );
-    assert_customer_info_needed(
-        &post(&app, &token, &body(Some(&sender), Some(""))).await,
-        "sep31-receiver",
-    );
+    // An accepted sender and no receiver: the receiver is registered later.
+    assert_waits_for_kyc(&post(&app, &token, &body(Some(&sender), None)).await);
+    assert_waits_for_kyc(&post(&app, &token, &body(Some(&sender), Some(""))).await);
     // Accepted as a sender is not accepted as a receiver: the status is per type.
     assert_customer_info_needed(
         &post(&app, &token, &body(Some(&sender), Some(&sender))).await,
@@ -2630,10 +2640,13 @@ async fn amb_03_structured_errors_are_told_apart_by_error(db: Option<String>) {
     let (status, needed) = post(&app, &s.token, &s.body(json!({}))).await;
     assert_eq!(status, 400);
     assert_eq!(needed["error"], "transaction_info_needed");
+    // A sender registered with only some of its fields is not ACCEPTED.
+    let three = app.token_for(&s.key, Some("3")).await;
+    let partial = register(&app, &three, &SENDER[..2]).await;
     let (status, customer) = post(
         &app,
         &s.token,
-        &s.body(json!({"sender_id": null, "fields": {"transaction": {"purpose": "gift"}}})),
+        &s.body(json!({"sender_id": partial, "fields": {"transaction": {"purpose": "gift"}}})),
     )
     .await;
     assert_eq!(status, 400);
@@ -3123,4 +3136,106 @@ async fn error_405_413_415_transport_errors_are_json(db: Option<String>) {
         let (status, body) = answer(response).await;
         assert_eq!(status, 415, "{content_type}: {body}");
     }
+}
+
+/// SEP-31 3.0's asynchronous KYC, end to end: a transaction created without customers waits
+/// in `pending_receiver`; the sending anchor registers the sender and receiver through
+/// SEP-12 `transaction_id` + `type`; once both are ACCEPTED the transaction becomes
+/// `pending_sender` with the account and memo to pay, and the callback says so.
+async fn sep31_async_kyc_through_transaction_id(db: Option<String>) {
+    let app = spawn(db, "").await;
+    let key = Keypair::random();
+    let token = app.token_for(&key, None).await;
+    let body = json!({"amount": "100", "asset_code": "USDC", "funding_method": "SEPA"});
+    let id = assert_waits_for_kyc(&post(&app, &token, &body).await);
+    let waiting = transaction(&app, &token, &id).await;
+    assert_eq!(waiting["status"], "pending_receiver");
+    assert!(waiting.get("stellar_memo").is_none(), "{waiting}");
+    let recorder = Recorder::default();
+    let url = recorder.start("async").await;
+    assert_eq!(
+        put_callback(&app, &token, &id, &json!({"url": url}))
+            .await
+            .0,
+        204
+    );
+
+    // Nobody is registered yet: the fields of each type, no id.
+    for kind in ["sep31-sender", "sep31-receiver"] {
+        let (status, customer) =
+            kyc_get(&app, &token, &[("transaction_id", &id), ("type", kind)]).await;
+        assert_eq!(status, 200, "{customer}");
+        assert_eq!(customer["status"], "NEEDS_INFO");
+        assert!(customer.get("id").is_none(), "{customer}");
+        assert!(customer["fields"]["first_name"].is_object(), "{customer}");
+    }
+
+    // The sender, through the transaction: linked, but the receiver is still missing.
+    let mut sender_pairs = vec![("transaction_id", id.as_str())];
+    sender_pairs.extend_from_slice(SENDER);
+    let sender = register(&app, &token, &sender_pairs).await;
+    let row = stored(&app, &id).await;
+    assert_eq!(row.sender_id.as_deref(), Some(sender.as_str()));
+    assert_eq!(row.status, "pending_receiver");
+    // The same PUT again updates that customer rather than creating another.
+    assert_eq!(register(&app, &token, &sender_pairs).await, sender);
+    let (_, by_transaction) = kyc_get(
+        &app,
+        &token,
+        &[("transaction_id", &id), ("type", "sep31-sender")],
+    )
+    .await;
+    assert_eq!(by_transaction["id"], json!(sender));
+    assert_eq!(by_transaction["status"], "ACCEPTED");
+    recorder.stays_at(0, Duration::from_millis(300)).await;
+
+    // A token of one user of the account reaches the transaction's customers too (AMB-14).
+    let user = app.token_for(&key, Some("9")).await;
+    let mut receiver_pairs = vec![("transaction_id", id.as_str())];
+    receiver_pairs.extend_from_slice(RECEIVER);
+    let receiver = register(&app, &user, &receiver_pairs).await;
+    assert_ne!(receiver, sender);
+
+    // Both ACCEPTED: payable, with a memo of its own, and the callback tells the sender.
+    let ready = transaction(&app, &token, &id).await;
+    assert_eq!(ready["status"], "pending_sender", "{ready}");
+    assert_eq!(ready["stellar_memo_type"], "id");
+    let memo: u64 = ready["stellar_memo"].as_str().unwrap().parse().unwrap();
+    assert!(memo > 0 && memo < 1 << 63);
+    let (_, distribution) = asset_of(&app, "USDC");
+    assert_eq!(ready["stellar_account_id"], json!(distribution));
+    let row = stored(&app, &id).await;
+    assert_eq!(row.receiver_id.as_deref(), Some(receiver.as_str()));
+    assert!(row.expires_at.is_some());
+    let got = recorder.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(delivered(&got[0])["transaction"], ready);
+    let events = app
+        .running
+        .anchor
+        .store
+        .transaction_events(&id)
+        .await
+        .unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(
+        (
+            last.from_status.as_deref(),
+            last.to_status.as_str(),
+            last.actor.as_str()
+        ),
+        (Some("pending_receiver"), "pending_sender", "kyc")
+    );
+
+    // Another sending anchor cannot reach the transaction's customers.
+    let stranger = app.token_for(&Keypair::random(), None).await;
+    let (status, answer) = kyc_get(
+        &app,
+        &stranger,
+        &[("transaction_id", &id), ("type", "sep31-sender")],
+    )
+    .await;
+    assert_eq!(status, 404, "{answer}");
+    // Customers registered through transactions do not make the account a shared one: it
+    // may still register a customer of its own without a memo.
+    register(&app, &token, SENDER).await;
 }

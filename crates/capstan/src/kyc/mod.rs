@@ -145,6 +145,9 @@ pub enum MemoType {
     Id,
     Text,
     Hash,
+    /// Not a Stellar memo: a customer a sending anchor registered for one party of one
+    /// SEP-31 transaction (`transaction_id` + `type`), named after it.
+    Transaction,
 }
 
 impl MemoType {
@@ -153,6 +156,7 @@ impl MemoType {
             MemoType::Id => "id",
             MemoType::Text => "text",
             MemoType::Hash => "hash",
+            MemoType::Transaction => "transaction",
         }
     }
 }
@@ -279,6 +283,14 @@ pub fn not_found_for_id(id: &str) -> KycError {
 /// SEP12-09: an account registers customers either with memos (it is shared) or without,
 /// never both. Checked before a new customer is created.
 pub async fn check_sharing(store: &Store, identity: &Identity) -> KycResult<()> {
+    // Customers registered through a transaction are the transaction's, not a user's.
+    if identity
+        .memo
+        .as_ref()
+        .is_some_and(|m| m.kind == MemoType::Transaction)
+    {
+        return Ok(());
+    }
     let account = identity.account.to_string();
     let shared = identity.memo.is_some();
     if store.account_has_customers(&account, !shared).await? {

@@ -51,6 +51,9 @@ pub fn router(max_file_bytes: usize, max_body_bytes: usize) -> Router<AppState> 
 struct Resolved {
     caller: Caller,
     identity: Identity,
+    /// A SEP-31 transaction (and whether the sender, else the receiver) that a customer
+    /// created by this request is to be linked to.
+    link: Option<(String, bool)>,
 }
 
 /// Applies SEP12-07..11: `account` must be the token's; a token that names one user of a
@@ -100,6 +103,7 @@ fn resolve(session: &Session, params: &mut Params) -> Result<Resolved, ApiError>
             account: session.account(),
             memo,
         },
+        link: None,
     })
 }
 
@@ -217,10 +221,10 @@ async fn via_transaction(
         .map(|a| &a.settings);
     let sender_type = settings.and_then(|s| s.sender_type.as_deref());
     let receiver_type = settings.and_then(|s| s.receiver_type.as_deref());
-    let customer = if kind.is_some() && kind == sender_type {
-        transaction.sender_id
+    let (customer, sender) = if kind.is_some() && kind == sender_type {
+        (transaction.sender_id, true)
     } else if kind.is_some() && kind == receiver_type {
-        transaction.receiver_id
+        (transaction.receiver_id, false)
     } else {
         return Err(ApiError::bad_request(format!(
             "type {} is neither the sender type ({}) nor the receiver type ({}) of transaction {id}",
@@ -229,14 +233,55 @@ async fn via_transaction(
             receiver_type.unwrap_or("none"),
         )));
     };
-    let customer = customer.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "transaction {id} has no {} customer",
-            kind.unwrap_or_default()
-        ))
-    })?;
     resolved.caller.token_memo = None;
-    Ok(Lookup::Id(customer))
+    if let Some(customer) = customer {
+        return Ok(Lookup::Id(customer));
+    }
+    // SEP-31 3.0 asynchronous KYC: the party is not registered yet. It is registered under
+    // a name of the transaction's own (GET answers NEEDS_INFO with the type's fields), and a
+    // PUT links the new customer to the transaction.
+    let role = if sender { "sender" } else { "receiver" };
+    resolved.identity = Identity {
+        account: resolved.caller.account,
+        memo: Some(Memo {
+            value: format!("{id}:{role}"),
+            kind: MemoType::Transaction,
+        }),
+    };
+    resolved.link = Some((id, sender));
+    Ok(Lookup::Identity(resolved.identity.clone()))
+}
+
+/// Links a customer registered through `transaction_id` + `type` to its transaction, unless
+/// the transaction got a customer for that party meanwhile.
+async fn link_customer(
+    anchor: &AppState,
+    (transaction_id, sender): (String, bool),
+    customer_id: &str,
+) -> Result<(), ApiError> {
+    for _ in 0..5 {
+        let Some(transaction) = anchor.store.transaction(&transaction_id).await? else {
+            return Ok(());
+        };
+        let linked = if sender {
+            &transaction.sender_id
+        } else {
+            &transaction.receiver_id
+        };
+        if linked.is_some() {
+            return Ok(());
+        }
+        if anchor
+            .store
+            .link_transaction_customer(&transaction, sender, customer_id)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(ApiError::Unavailable(
+        "the transaction kept changing; send the request again".into(),
+    ))
 }
 
 /// `lang` is accepted and answered in English, the one language served (an unknown
@@ -275,6 +320,7 @@ pub async fn put_customer(
     let lookup = lookup(&mut params, kind.as_deref(), &resolved.identity)?;
     let lookup = via_transaction(&anchor, &mut resolved, lookup, kind.as_deref()).await?;
     lang(&mut params);
+    let link = resolved.link.take();
     let mut update = CustomerUpdate {
         caller: resolved.caller,
         lookup,
@@ -315,6 +361,9 @@ pub async fn put_customer(
             return Err(e.into());
         }
     };
+    if let Some(link) = link {
+        link_customer(&anchor, link, &id).await?;
+    }
     crate::kyc::changed(&anchor, &id).await;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
 }

@@ -1,16 +1,32 @@
-//! Transactions waiting for corrected KYC (`pending_customer_info_update`) go back to
-//! `pending_receiver` once their sender and receiver are ACCEPTED again (SEP31-39, SEP31-49).
+//! Transactions waiting on KYC move on by themselves once their sender and receiver are
+//! ACCEPTED:
+//! - created without customer ids (SEP-31 3.0 asynchronous KYC), `pending_receiver`
+//!   becomes `pending_sender`, with the account and memo to pay;
+//! - waiting for corrected KYC, `pending_customer_info_update` goes back to
+//!   `pending_receiver` (SEP31-39, SEP31-49).
 
 use super::status::Status;
-use super::transactions::transaction_body;
+use super::transactions::{new_memo, transaction_body};
 use crate::anchor::AppState;
 use crate::kyc::{Caller, CustomerQuery, CustomerStatus, Lookup};
-use crate::store::{TransactionRow, TransitionError};
+use crate::store::{TransactionRow, TransitionError, unix_now};
 
 const BATCH: i64 = 100;
 
 /// After a change to one customer.
 pub async fn customer_changed(anchor: &AppState, customer_id: &str) {
+    match anchor
+        .store
+        .transactions_of_customer(customer_id, Status::PendingReceiver)
+        .await
+    {
+        Ok(waiting) => {
+            for transaction in waiting.iter().filter(|t| awaits_kyc(t)) {
+                resume_if_ready(anchor, transaction).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot look for transactions waiting on a customer"),
+    }
     match anchor
         .store
         .transactions_of_customer(customer_id, Status::PendingCustomerInfoUpdate)
@@ -25,21 +41,32 @@ pub async fn customer_changed(anchor: &AppState, customer_id: &str) {
     }
 }
 
+/// A transaction created without its customers, not yet payable.
+pub fn awaits_kyc(transaction: &TransactionRow) -> bool {
+    transaction.status() == Status::PendingReceiver
+        && !transaction.paid
+        && transaction.stellar_memo.is_none()
+}
+
 /// Every waiting transaction, looked at again (changes on a business server, or missed
 /// through a crash).
 pub async fn recheck_waiting(anchor: &AppState) {
-    let filter = crate::store::TransactionFilter {
-        status: Some(Status::PendingCustomerInfoUpdate.as_str().into()),
-        limit: BATCH,
-        ..Default::default()
-    };
-    match anchor.store.list_transactions(&filter).await {
-        Ok(waiting) => {
-            for transaction in waiting {
-                resume_if_ready(anchor, &transaction).await;
+    for status in [Status::PendingReceiver, Status::PendingCustomerInfoUpdate] {
+        let filter = crate::store::TransactionFilter {
+            status: Some(status.as_str().into()),
+            limit: BATCH,
+            ..Default::default()
+        };
+        match anchor.store.list_transactions(&filter).await {
+            Ok(waiting) => {
+                for transaction in waiting {
+                    if status == Status::PendingCustomerInfoUpdate || awaits_kyc(&transaction) {
+                        resume_if_ready(anchor, &transaction).await;
+                    }
+                }
             }
+            Err(e) => tracing::warn!(error = %e, "cannot list transactions waiting on customers"),
         }
-        Err(e) => tracing::warn!(error = %e, "cannot list transactions waiting on customers"),
     }
 }
 
@@ -52,17 +79,46 @@ async fn resume_if_ready(anchor: &AppState, transaction: &TransactionRow) {
             return;
         }
     }
-    let result = anchor
-        .store
-        .transition(
-            &transaction.id,
-            Status::PendingReceiver,
-            "kyc",
-            Some("the customers' information was updated and accepted"),
-            |t| t.status_message = None,
-            |t| transaction_body(t).to_string(),
-        )
-        .await;
+    let result = if awaits_kyc(transaction) {
+        let Some(asset) = anchor
+            .receive_assets
+            .iter()
+            .find(|a| a.code == transaction.asset_code)
+        else {
+            return;
+        };
+        let account = asset.distribution_account.to_string();
+        let expires_at = unix_now() + anchor.config.sep31.payment_timeout_secs as i64;
+        anchor
+            .store
+            .transition(
+                &transaction.id,
+                Status::PendingSender,
+                "kyc",
+                Some("the sender and receiver are accepted: ready for the payment"),
+                |t| {
+                    t.status_message = None;
+                    t.stellar_account_id = Some(account.clone());
+                    t.stellar_memo_type = Some("id".into());
+                    t.stellar_memo = Some(new_memo());
+                    t.expires_at = Some(expires_at);
+                },
+                |t| transaction_body(t).to_string(),
+            )
+            .await
+    } else {
+        anchor
+            .store
+            .transition(
+                &transaction.id,
+                Status::PendingReceiver,
+                "kyc",
+                Some("the customers' information was updated and accepted"),
+                |t| t.status_message = None,
+                |t| transaction_body(t).to_string(),
+            )
+            .await
+    };
     match result {
         Ok(_) => anchor.outbox_wake.notify_one(),
         // Another request or replica moved it first.

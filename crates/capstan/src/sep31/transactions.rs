@@ -133,8 +133,11 @@ pub async fn post_transaction(
             customers.insert(key, id);
             continue;
         };
+        // SEP-31 3.0 asynchronous KYC: without an id, the customer is registered later
+        // through SEP-12 `transaction_id` + `type`, and the transaction waits for it.
         let Some(id) = id else {
-            return Ok(customer_info_needed(kind));
+            customers.insert(key, None);
+            continue;
         };
         let query = CustomerQuery {
             caller: owner.clone(),
@@ -163,6 +166,14 @@ pub async fn post_transaction(
         )));
     }
     let now = unix_now();
+    // Ready to be paid once every customer it needs is known and ACCEPTED (they were
+    // checked above); otherwise pending_receiver without payment details (SEP31-25).
+    let awaiting_kyc = [
+        (&settings.sender_type, customers.get("sender_id")),
+        (&settings.receiver_type, customers.get("receiver_id")),
+    ]
+    .into_iter()
+    .any(|(kind, id)| kind.is_some() && id.cloned().flatten().is_none());
     let mut row = TransactionRow {
         id: uuid::Uuid::new_v4().to_string(),
         sending_anchor: session.account().to_string(),
@@ -196,10 +207,19 @@ pub async fn post_transaction(
         completed_at: None,
         expires_at: Some(now + anchor.config.sep31.payment_timeout_secs as i64),
     };
+    if awaiting_kyc {
+        row.status = Status::PendingReceiver.as_str().into();
+        row.status_message = Some(
+            "waiting for the sender's and receiver's KYC: register them with SEP-12 PUT /customer?transaction_id=<id>&type=<type>".into(),
+        );
+        row.stellar_account_id = None;
+        row.stellar_memo_type = None;
+        row.expires_at = None;
+    }
     // A memo is one transaction's (SEP31-26): draw again in the unlikely case it is taken.
     let mut stored = false;
     for _ in 0..5 {
-        row.stellar_memo = Some(new_memo());
+        row.stellar_memo = (!awaiting_kyc).then(new_memo);
         if anchor
             .store
             .insert_transaction(&row, &format!("sending_anchor:{}", row.sending_anchor))
@@ -215,22 +235,24 @@ pub async fn post_transaction(
         ));
     }
     tracing::info!(transaction = %row.id, asset = %row.asset_code, "SEP-31 transaction created");
-    // Exactly these four keys (deployed validators allow no others).
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
+    // Only these four keys (deployed validators allow no others); the payment details only
+    // once the transaction can be paid.
+    let body = if awaiting_kyc {
+        json!({ "id": row.id })
+    } else {
+        json!({
             "id": row.id,
             "stellar_account_id": row.stellar_account_id,
             "stellar_memo_type": row.stellar_memo_type,
             "stellar_memo": row.stellar_memo,
-        })),
-    )
-        .into_response())
+        })
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// An id memo: a random number below 2^63, since some clients parse memos as signed
 /// 64-bit integers (AMB-25), and never 0.
-fn new_memo() -> String {
+pub fn new_memo() -> String {
     let n = u64::from_le_bytes(stellar::random_bytes::<8>()) >> 1;
     n.max(1).to_string()
 }

@@ -76,7 +76,7 @@ impl Store {
     /// Whether `account` registered customers with memos (`shared = true`) or without.
     pub async fn account_has_customers(&self, account: &str, shared: bool) -> StoreResult<bool> {
         let sql = if shared {
-            "SELECT COUNT(*) FROM customers WHERE account = $1 AND memo <> ''"
+            "SELECT COUNT(*) FROM customers WHERE account = $1 AND memo <> '' AND memo_type <> 'transaction'"
         } else {
             "SELECT COUNT(*) FROM customers WHERE account = $1 AND memo = ''"
         };
