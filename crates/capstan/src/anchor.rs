@@ -32,6 +32,9 @@ pub struct Anchor {
     /// SEP-12 customers: built in, on the business server, or the embedder's own.
     pub customers: Arc<dyn Customers>,
     pub files: FileStore,
+    /// SEP-31's integrations: built in, or the embedder's own.
+    pub sep31_receiver: Arc<dyn crate::sep31::integration::Sep31Receiver>,
+    pub fees: Arc<dyn crate::sep31::integration::Fees>,
     /// The assets SEP-31 receives, with their settings.
     pub receive_assets: Vec<crate::config::ReceiveAsset>,
     /// Wakes the callback sender when something was queued.
@@ -60,8 +63,14 @@ impl Anchor {
     pub async fn new(
         mut config: Config,
         store: Store,
-        customers: Option<Arc<dyn Customers>>,
+        extensions: crate::server::Extensions,
     ) -> Result<Anchor, StartError> {
+        let crate::server::Extensions {
+            customers,
+            sep31_receiver,
+            fees,
+            ..
+        } = extensions;
         let mut generated = Vec::new();
         let signing_key = match config.signing_key.take() {
             Some(key) => key,
@@ -112,6 +121,11 @@ impl Anchor {
             .map_err(|e| StartError::Http(e.to_string()))?;
         let stellar_toml = sep1::render(&config, &signing_key).map_err(StartError::TomlAppend)?;
         let receive_assets = config.sep31.receive_assets(&config.assets);
+        let sep31_receiver = sep31_receiver.unwrap_or_else(|| {
+            Arc::new(crate::sep31::integration::ConfiguredReceiver::new(
+                &config.sep31,
+            ))
+        });
         let files = FileStore::new(store.clone(), config.kyc.files_dir.clone());
         let customers: Arc<dyn Customers> = match (customers, &config.kyc.business) {
             (Some(customers), _) => customers,
@@ -134,6 +148,8 @@ impl Anchor {
             http,
             stellar_toml,
             generated,
+            sep31_receiver,
+            fees: fees.unwrap_or_else(|| Arc::new(crate::sep31::integration::ConfiguredFees)),
             receive_assets,
             customers,
             files,

@@ -22,6 +22,10 @@ pub struct Extensions {
     pub routes: Option<Router<AppState>>,
     /// Replaces the configured SEP-12 customers integration.
     pub customers: Option<Arc<dyn Customers>>,
+    /// Replaces the configured sending-anchor allow-list and request checks.
+    pub sep31_receiver: Option<Arc<dyn crate::sep31::integration::Sep31Receiver>>,
+    /// Replaces the configured fees.
+    pub fees: Option<Arc<dyn crate::sep31::integration::Fees>>,
 }
 
 /// A running anchor. Dropping it does not stop it; call [`Running::shutdown`].
@@ -98,8 +102,9 @@ pub async fn start_with(
         .await
         .map_err(StartError::from)?;
     store.migrate().await.map_err(StartError::from)?;
-    let anchor = Arc::new(Anchor::new(config, store, extensions.customers).await?);
-    let extra = extensions.routes;
+    let mut extensions = extensions;
+    let extra = extensions.routes.take();
+    let anchor = Arc::new(Anchor::new(config, store, extensions).await?);
     let addr = listener.local_addr().map_err(|e| ServeError::Bind {
         addr: anchor.config.listen,
         reason: e.to_string(),

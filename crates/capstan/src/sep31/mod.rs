@@ -4,6 +4,7 @@
 pub mod amounts;
 pub mod expiry;
 mod info;
+pub mod integration;
 pub mod kyc;
 pub mod status;
 pub mod transactions;
@@ -46,8 +47,11 @@ impl FromRequestParts<AppState> for SendingAnchor {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let session = Session::from_request_parts(parts, state).await?;
-        let allowed = &state.config.sep31.sending_anchors;
-        if !allowed.is_empty() && !allowed.contains(&session.account()) {
+        if !state
+            .sep31_receiver
+            .valid_sending_anchor(&session.account())
+            .await
+        {
             return Err(ApiError::Forbidden(format!(
                 "account {} is not a sending anchor this anchor has an agreement with",
                 session.account()

@@ -11,10 +11,11 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use super::SendingAnchor;
-use super::amounts::{amount_string, fee, json_kind, parse_amount};
+use super::amounts::{amount_string, json_kind, parse_amount};
+use super::integration::{PostRejection, PostRequest};
 use super::status::Status;
 use crate::anchor::AppState;
-use crate::config::ReceiveAsset;
+use crate::config::{ReceiveAsset, STELLAR_DECIMALS};
 use crate::http::{ApiError, FormOrJson, PathSegment};
 use crate::kyc::{Caller, CustomerQuery, CustomerStatus, KycError, Lookup};
 use crate::store::{TransactionRow, TransitionError, iso_time, unix_now};
@@ -158,7 +159,49 @@ pub async fn post_transaction(
         customers.insert(key, Some(id));
     }
 
-    let fee = fee(settings, amount);
+    let sender_id = customers.get("sender_id").cloned().flatten();
+    let receiver_id = customers.get("receiver_id").cloned().flatten();
+    let request = PostRequest {
+        sending_anchor: session.account(),
+        asset,
+        amount,
+        funding_method: &funding_method,
+        sender_id: sender_id.as_deref(),
+        receiver_id: receiver_id.as_deref(),
+        fields: &fields,
+        body: &body,
+    };
+    match anchor.sep31_receiver.process_post_request(&request).await {
+        Ok(()) => {}
+        Err(PostRejection::CustomerInfoNeeded { kind }) => {
+            let mut body = json!({ "error": "customer_info_needed" });
+            if let Some(kind) = kind {
+                body["type"] = json!(kind);
+            }
+            return Ok(structured_400(body));
+        }
+        Err(PostRejection::TransactionInfoNeeded { fields }) => {
+            return Ok(structured_400(json!({
+                "error": "transaction_info_needed",
+                "fields": { "transaction": fields },
+            })));
+        }
+        Err(PostRejection::Error(message)) => return Err(ApiError::BadRequest(message)),
+    }
+    let fee = anchor
+        .fees
+        .fee(asset, amount, &funding_method)
+        .await
+        .map_err(ApiError::BadRequest)?;
+    // A fee integration's mistake is not the sending anchor's: refuse to store it.
+    if fee.total.is_sign_negative() || fee.total.normalize().scale() > STELLAR_DECIMALS {
+        return Err(ApiError::Internal(format!(
+            "the fee integration returned {} for {code}, not a Stellar amount",
+            fee.total
+        )));
+    }
+    let fee_details = fee.details_json();
+    let fee = fee.total.normalize();
     let amount_out = amount - fee;
     if amount_out <= Decimal::ZERO {
         return Err(ApiError::bad_request(format!(
@@ -185,9 +228,9 @@ pub async fn post_transaction(
         amount_in: amount_string(amount),
         amount_fee: amount_string(fee),
         amount_out: amount_string(amount_out),
-        fee_details: fee_details(settings, amount).to_string(),
-        sender_id: customers.remove("sender_id").flatten(),
-        receiver_id: customers.remove("receiver_id").flatten(),
+        fee_details: fee_details.to_string(),
+        sender_id,
+        receiver_id,
         stellar_account_id: Some(asset.distribution_account.to_string()),
         stellar_memo_type: Some("id".into()),
         stellar_memo: None,
@@ -367,22 +410,6 @@ fn field_json(f: &crate::config::TransactionField) -> Value {
         v["choices"] = json!(choices);
     }
     v
-}
-
-fn fee_details(settings: &crate::config::ReceiveSettings, amount: Decimal) -> Value {
-    let mut details = Vec::new();
-    if !settings.fee_fixed.is_zero() {
-        details.push(json!({"name": "fixed fee", "amount": amount_string(settings.fee_fixed)}));
-    }
-    let percent = fee(settings, amount) - settings.fee_fixed;
-    if !settings.fee_percent.is_zero() {
-        details.push(json!({
-            "name": "percentage fee",
-            "description": format!("{}% of the amount", amount_string(settings.fee_percent)),
-            "amount": amount_string(percent),
-        }));
-    }
-    Value::Array(details)
 }
 
 /// `{"transaction": {...}}`, as `GET /transactions/:id` answers and callbacks carry.

@@ -114,6 +114,9 @@ pub struct AppOptions {
     /// `None`: a fresh SQLite file in a temporary directory.
     pub database_url: Option<String>,
     pub extra_routes: Option<Router<AppState>>,
+    /// An embedder's own integrations.
+    pub sep31_receiver: Option<Arc<dyn capstan::sep31::integration::Sep31Receiver>>,
+    pub fees: Option<Arc<dyn capstan::sep31::integration::Fees>>,
 }
 
 impl TestApp {
@@ -145,7 +148,13 @@ impl TestApp {
         let config = merge_sections(&text, &options.toml);
         let config = Config::from_parts(&config, Vec::new()).expect("test configuration");
         let network = config.network.clone();
-        let running = capstan::start_on(listener, config, options.extra_routes)
+        let extensions = capstan::Extensions {
+            routes: options.extra_routes,
+            sep31_receiver: options.sep31_receiver,
+            fees: options.fees,
+            ..Default::default()
+        };
+        let running = capstan::start_with(listener, config, extensions)
             .await
             .expect("anchor starts");
         let url = running.base_url();
