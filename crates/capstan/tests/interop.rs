@@ -1,5 +1,8 @@
-//! Interoperability: an independent SEP-10 client, the Python `stellar-sdk`, logs in to the
-//! running anchor (tests/interop/sep10_client.py) and the token it gets is checked here.
+//! Interoperability: independent clients built on the Python `stellar-sdk` drive the running
+//! anchor, and what they report is checked here.
+//! - tests/interop/sep10_client.py logs in with SEP-10; the token it gets is verified here.
+//! - tests/interop/sep31_client.py plays a SEP-31 sending anchor from stellar.toml to a
+//!   signed status callback; its summary is checked against the database here.
 //!
 //! The Python interpreter is `CAPSTAN_TEST_PYTHON`, else `<workspace>/.venv`'s. Without one
 //! that can `import stellar_sdk` the tests are skipped with a notice, unless
@@ -14,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::routing::get;
-use common::{AppOptions, JWT_SECRET, TestApp};
+use common::{ADMIN_KEY, AppOptions, JWT_SECRET, TestApp, admin_toml};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use stellar::{ClientAccount, Keypair};
@@ -33,8 +36,14 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..")
 }
 
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(name)
+}
+
 fn client_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/sep10_client.py")
+    script("sep10_client.py")
 }
 
 /// The interpreter to use, or why there is none.
@@ -123,32 +132,32 @@ impl ClientArgs {
     }
 }
 
-/// Runs the script off the runtime thread, so the anchor keeps answering while it waits.
-async fn run_client(python: &Path, args: ClientArgs) -> Output {
+/// Runs a script off the runtime thread, so the anchor keeps answering while it waits.
+async fn run_script(python: &Path, script: PathBuf, args: Vec<String>) -> Output {
     let python = python.to_owned();
-    tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .arg(client_script())
-            .args(&args.args)
-            .output()
-    })
-    .await
-    .expect("client thread")
-    .unwrap_or_else(|e| panic!("cannot run the Python client: {e}"))
+    tokio::task::spawn_blocking(move || Command::new(&python).arg(&script).args(&args).output())
+        .await
+        .expect("client thread")
+        .unwrap_or_else(|e| panic!("cannot run the Python client: {e}"))
 }
 
-/// Runs the script, which must succeed, and returns the JSON it printed.
-async fn run_client_ok(python: &Path, args: ClientArgs) -> Value {
-    let output = run_client(python, args).await;
+/// The JSON a script printed, which must have succeeded.
+fn json_output(what: &str, output: &Output) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the Python SEP-10 client failed ({}):\nstderr: {stderr}\nstdout: {stdout}",
+        "the Python {what} failed ({}):\nstderr: {stderr}\nstdout: {stdout}",
         output.status
     );
     serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {stdout:?}"))
+}
+
+/// Runs the SEP-10 client, which must succeed, and returns the JSON it printed.
+async fn run_client_ok(python: &Path, args: ClientArgs) -> Value {
+    let output = run_script(python, client_script(), args.args).await;
+    json_output("SEP-10 client", &output)
 }
 
 fn unix_now() -> u64 {
@@ -395,4 +404,306 @@ async fn anchor_refuses_a_challenge_the_python_sdk_signed_with_the_wrong_key() {
         error.contains("signature"),
         "the refusal must be about the signature: {error:?}"
     );
+}
+
+// ---- SEP-31: the Python SDK as the sending anchor ------------------------------------------
+
+fn sep31_script() -> PathBuf {
+    script("sep31_client.py")
+}
+
+/// `value` as a string, or a panic naming `what`.
+fn text<'a>(value: &'a Value, what: &str) -> &'a str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} is a string: {value}"))
+}
+
+/// The (from, to, actor, reason) of each recorded status change, oldest first.
+async fn events(app: &TestApp, id: &str) -> Vec<(Option<String>, String, String, Option<String>)> {
+    app.running
+        .anchor
+        .store
+        .transaction_events(id)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| (e.from_status, e.to_status, e.actor, e.reason))
+        .collect()
+}
+
+/// The customer `id` as stored: (account, memo, memo_type) and its fields' (name, value,
+/// status).
+async fn stored_customer(
+    app: &TestApp,
+    id: &str,
+) -> ((String, String, String), Vec<(String, String, String)>) {
+    let store = &app.running.anchor.store;
+    let row = store
+        .customer_by_id(id)
+        .await
+        .expect("customer")
+        .unwrap_or_else(|| panic!("customer {id} is stored"));
+    let mut fields: Vec<(String, String, String)> = store
+        .customer_fields(id)
+        .await
+        .expect("fields")
+        .into_iter()
+        .map(|f| (f.name, f.value.unwrap_or_default(), f.status))
+        .collect();
+    fields.sort();
+    ((row.account, row.memo, row.memo_type), fields)
+}
+
+/// Every field of a customer is stored ACCEPTED under the names the client sent.
+fn assert_fields_accepted(fields: &[(String, String, String)], sent: &Value, who: &str) {
+    let names: Vec<&str> = fields.iter().map(|(name, _, _)| name.as_str()).collect();
+    let sent: Vec<&str> = sent
+        .as_array()
+        .unwrap_or_else(|| panic!("sent_fields of the {who}"))
+        .iter()
+        .map(|n| text(n, "field name"))
+        .collect();
+    assert_eq!(names, sent, "the {who}'s stored fields");
+    for (name, value, status) in fields {
+        assert_eq!(status, "ACCEPTED", "the {who}'s {name}");
+        assert!(!value.is_empty(), "the {who}'s {name} has a value");
+    }
+}
+
+#[tokio::test]
+async fn python_sdk_plays_a_sep31_sending_anchor() {
+    let Some(python) = python_or_skip("python_sdk_plays_a_sep31_sending_anchor") else {
+        return;
+    };
+    let app = TestApp::spawn_with(AppOptions {
+        toml: admin_toml(),
+        ..Default::default()
+    })
+    .await;
+    // Not registered in the fake Horizon: a sending anchor's account the network does not
+    // know yet logs in with its own key.
+    let key = Keypair::random();
+    let account = key.public_key().to_string();
+    let actor = format!("sending_anchor:{account}");
+    let message = "compliance hold: the receiving bank refused the payout";
+    let started = unix_now();
+
+    let args = vec![
+        "--anchor-url".to_owned(),
+        app.url.clone(),
+        "--admin-url".to_owned(),
+        app.admin_url(),
+        "--admin-key".to_owned(),
+        ADMIN_KEY.to_owned(),
+        "--account-secret".to_owned(),
+        key.secret_seed(),
+        "--amount".to_owned(),
+        "100".to_owned(),
+        "--error-message".to_owned(),
+        message.to_owned(),
+    ];
+    let output = run_script(&python, sep31_script(), args).await;
+    let result = json_output("SEP-31 client", &output);
+    let finished = unix_now();
+
+    // What the client found in stellar.toml, and who it logged in as.
+    assert_eq!(result["account"], account);
+    let toml = &result["stellar_toml"];
+    assert_eq!(toml["SIGNING_KEY"], app.server_key.public_key().to_string());
+    assert_eq!(toml["WEB_AUTH_ENDPOINT"], format!("{}/auth", app.url));
+    assert_eq!(toml["KYC_SERVER"], app.kyc_url());
+    assert_eq!(toml["DIRECT_PAYMENT_SERVER"], format!("{}/sep31", app.url));
+    assert_eq!(toml["NETWORK_PASSPHRASE"], app.network.passphrase());
+    assert_eq!(result["home_domain"], app.home_domain());
+    assert_eq!(result["token_claims"]["sub"], account);
+    assert_eq!(result["token_claims"]["iss"], format!("{}/auth", app.url));
+
+    // /info: the demo asset with its first funding method and the two SEP-31 types.
+    let asset = &app.running.anchor.receive_assets[0];
+    let info = &result["info"];
+    assert_eq!(info["asset_code"], asset.code);
+    assert_eq!(info["funding_method"], asset.settings.funding_methods[0]);
+    assert_eq!(info["sender_type"], "sep31-sender");
+    assert_eq!(info["receiver_type"], "sep31-receiver");
+
+    // SEP-12: the default types' fields, one refused value each, then ACCEPTED.
+    let sender = &result["customers"]["sender"];
+    let receiver = &result["customers"]["receiver"];
+    assert_eq!(
+        sender["required_fields"],
+        json!(["email_address", "first_name", "last_name"])
+    );
+    assert_eq!(sender["optional_fields"], json!(["mobile_number"]));
+    assert_eq!(
+        receiver["required_fields"],
+        json!([
+            "bank_account_number",
+            "bank_number",
+            "email_address",
+            "first_name",
+            "last_name"
+        ])
+    );
+    assert_eq!(receiver["optional_fields"], json!([]));
+    assert_eq!(sender["refused"]["status"], 400);
+    assert_eq!(sender["refused"]["field"], "mobile_number");
+    assert_eq!(receiver["refused"]["status"], 400);
+    assert_eq!(receiver["refused"]["field"], "email_address");
+    for (who, customer, memo) in [("sender", sender, "1"), ("receiver", receiver, "2")] {
+        assert_eq!(customer["status"], "ACCEPTED", "{who}: {customer}");
+        assert_eq!(customer["memo"], memo);
+        let id = text(&customer["id"], "customer id");
+        let (identity, fields) = stored_customer(&app, id).await;
+        // Filed under the sending anchor's account and the memo of its user.
+        assert_eq!(
+            identity,
+            (account.clone(), memo.to_owned(), "id".to_owned()),
+            "{who}"
+        );
+        assert_fields_accepted(&fields, &customer["sent_fields"], who);
+        // The refused value was never stored.
+        let refused = text(&customer["refused"]["value"], "refused value");
+        assert!(
+            fields.iter().all(|(_, value, _)| value != refused),
+            "the {who}'s refused value {refused:?} is stored: {fields:?}"
+        );
+    }
+    let sender_id = text(&sender["id"], "sender id");
+    let receiver_id = text(&receiver["id"], "receiver id");
+
+    // The transaction created with both customers: pending_sender, paid to the asset's
+    // distribution account with an id memo, and left alone by the operator.
+    let distribution = asset.distribution_account.to_string();
+    let first = &result["first"];
+    let first_id = text(&first["id"], "first id");
+    assert_eq!(first["created"]["id"], first_id);
+    assert_eq!(first["created"]["stellar_account_id"], distribution);
+    assert_eq!(first["created"]["stellar_memo_type"], "id");
+    assert_eq!(first["transaction"]["status"], "pending_sender");
+    assert_eq!(first["status_at_end"], "pending_sender");
+    let first_memo = text(&first["created"]["stellar_memo"], "first memo");
+    let store = &app.running.anchor.store;
+    let row = store
+        .transaction(first_id)
+        .await
+        .expect("read")
+        .expect("the first transaction is stored");
+    assert_eq!(row.status, "pending_sender");
+    assert_eq!(row.sending_anchor, account);
+    assert_eq!(row.asset_code, asset.code);
+    assert_eq!(row.amount_in, "100");
+    assert_eq!(row.sender_id.as_deref(), Some(sender_id));
+    assert_eq!(row.receiver_id.as_deref(), Some(receiver_id));
+    assert_eq!(
+        row.stellar_account_id.as_deref(),
+        Some(distribution.as_str())
+    );
+    assert_eq!(row.stellar_memo.as_deref(), Some(first_memo));
+    assert!(!row.paid);
+    assert_eq!(
+        row.callback_url.as_deref(),
+        result["callback_urls"]["first"].as_str()
+    );
+    assert_eq!(
+        events(&app, first_id).await,
+        [(
+            None,
+            "pending_sender".to_owned(),
+            actor.clone(),
+            Some("created".to_owned())
+        )]
+    );
+
+    // The transaction created without customers: waited in pending_receiver, became
+    // pending_sender once SEP-12 linked both parties, then the operator failed it.
+    let second = &result["second"];
+    let second_id = text(&second["id"], "second id");
+    assert_eq!(second["created"], json!({ "id": second_id }));
+    assert_eq!(second["waiting_status"], "pending_receiver");
+    assert_eq!(
+        second["statuses_while_linking"],
+        json!(["pending_receiver", "pending_sender"])
+    );
+    assert_eq!(second["payable"]["status"], "pending_sender");
+    assert_eq!(second["payable"]["stellar_account_id"], distribution);
+    let second_memo = text(&second["payable"]["stellar_memo"], "second memo");
+    assert_ne!(second_memo, first_memo);
+    let linked_sender = text(&second["linked"]["sender"]["id"], "linked sender");
+    let linked_receiver = text(&second["linked"]["receiver"]["id"], "linked receiver");
+    for (who, id) in [("sender", linked_sender), ("receiver", linked_receiver)] {
+        assert_eq!(second["linked"][who]["status"], "ACCEPTED");
+        let ((owner, _, _), fields) = stored_customer(&app, id).await;
+        assert_eq!(
+            owner, account,
+            "the linked {who} belongs to the sending anchor"
+        );
+        assert!(!fields.is_empty(), "the linked {who} has its fields");
+        assert!(
+            fields.iter().all(|(_, _, status)| status == "ACCEPTED"),
+            "the linked {who}: {fields:?}"
+        );
+    }
+    let row = store
+        .transaction(second_id)
+        .await
+        .expect("read")
+        .expect("the second transaction is stored");
+    assert_eq!(row.status, "error");
+    assert_eq!(row.status_message.as_deref(), Some(message));
+    assert_eq!(row.sending_anchor, account);
+    assert_eq!(row.sender_id.as_deref(), Some(linked_sender));
+    assert_eq!(row.receiver_id.as_deref(), Some(linked_receiver));
+    assert_eq!(row.stellar_memo.as_deref(), Some(second_memo));
+    assert!(!row.paid);
+    assert_eq!(
+        row.callback_url.as_deref(),
+        result["callback_urls"]["second"].as_str()
+    );
+    let trail: Vec<(Option<String>, String, String)> = events(&app, second_id)
+        .await
+        .into_iter()
+        .map(|(from, to, actor, _)| (from, to, actor))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            (None, "pending_receiver".to_owned(), actor.clone()),
+            (
+                Some("pending_receiver".to_owned()),
+                "pending_sender".to_owned(),
+                "kyc".to_owned()
+            ),
+            (
+                Some("pending_sender".to_owned()),
+                "error".to_owned(),
+                "operator".to_owned()
+            ),
+        ]
+    );
+
+    // The one callback: to the failed transaction's URL, its GET body, signed and fresh.
+    let callback = &result["callback"];
+    assert_eq!(callback["count"], 1);
+    assert_eq!(callback["path"], "/sep31/callback/second");
+    assert_eq!(callback["signature_verified"], true);
+    assert_eq!(callback["body_equals_get"], true);
+    let t = callback["t"].as_u64().expect("t is a number");
+    assert!(
+        (started..=finished).contains(&t),
+        "t={t} is not within the run ({started}..={finished})"
+    );
+    assert_eq!(
+        callback["body"],
+        capstan::sep31::transactions::transaction_body(&row),
+        "the callback body is the stored transaction's"
+    );
+    assert_eq!(
+        callback["body"]["transaction"],
+        result["failed"]["transaction"]
+    );
+    assert_eq!(callback["body"]["transaction"]["status"], "error");
+    assert_eq!(callback["body"]["transaction"]["status_message"], message);
+    // Delivered, and nothing else waiting.
+    assert_eq!(store.callback_backlog().await.expect("backlog"), (0, 0));
 }
