@@ -5,18 +5,12 @@
 
 mod common;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use common::callbacks::{Recorder, verified};
 use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml, json_of};
 use serde_json::{Value, json};
-use stellar::{Keypair, PublicKey};
+use stellar::Keypair;
 use tokio::net::TcpListener;
 
 // ---- one test, two databases ---------------------------------------------------------------
@@ -316,120 +310,6 @@ fn error_of(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("an error body: {body}"))
 }
 
-// ---- a wallet's callback endpoint ---------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Delivery {
-    at: Instant,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Delivery {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).expect("a JSON callback body")
-    }
-}
-
-/// Records every request; answers with the scripted statuses in turn, then 200.
-#[derive(Clone, Default)]
-struct Wallet {
-    got: Arc<Mutex<Vec<Delivery>>>,
-    answers: Arc<Mutex<VecDeque<u16>>>,
-}
-
-impl Wallet {
-    fn answering(statuses: &[u16]) -> Wallet {
-        let wallet = Wallet::default();
-        wallet.answers.lock().unwrap().extend(statuses);
-        wallet
-    }
-
-    async fn start(&self) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        self.start_on(listener).await
-    }
-
-    /// Serves on `listener`; returns the callback URL.
-    async fn start_on(&self, listener: TcpListener) -> String {
-        let addr = listener.local_addr().unwrap();
-        let router = Router::new().fallback(record).with_state(self.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        format!("http://{addr}/callback")
-    }
-
-    fn all(&self) -> Vec<Delivery> {
-        self.got.lock().unwrap().clone()
-    }
-
-    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Delivery> {
-        let deadline = Instant::now() + within;
-        loop {
-            let got = self.all();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} callback(s) within {within:?}, got {}: {got:?}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Fails as soon as more than `n` callbacks have arrived, watching for `window`.
-    async fn stays_at(&self, n: usize, window: Duration) {
-        let deadline = Instant::now() + window;
-        while Instant::now() < deadline {
-            let got = self.all();
-            assert!(got.len() <= n, "no further callback expected: {got:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(self.all().len(), n);
-    }
-}
-
-async fn record(
-    State(wallet): State<Wallet>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
-) -> StatusCode {
-    wallet.got.lock().unwrap().push(Delivery {
-        at: Instant::now(),
-        method,
-        uri,
-        headers,
-        body,
-    });
-    let answer = wallet.answers.lock().unwrap().pop_front().unwrap_or(200);
-    StatusCode::from_u16(answer).unwrap()
-}
-
-/// The checks a wallet makes on a callback: a POST to its URL, signed by `key` over
-/// `<t>.<host:port>.<body>`, the same value in both headers.
-fn assert_signed(delivery: &Delivery, key: &PublicKey, url: &str) {
-    assert_eq!(delivery.method, Method::POST);
-    assert_eq!(delivery.uri.path(), "/callback");
-    let header = delivery.headers["signature"].to_str().unwrap();
-    assert_eq!(delivery.headers["x-stellar-signature"], header);
-    let (t, s) = header.split_once(", ").expect("t=<ts>, s=<sig>");
-    let ts: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
-    let signature = BASE64.decode(s.strip_prefix("s=").unwrap()).unwrap();
-    let host = url.trim_start_matches("http://").split('/').next().unwrap();
-    let payload = format!("{ts}.{host}.{}", delivery.body);
-    assert!(
-        key.verify(payload.as_bytes(), &signature),
-        "signed over {payload:?}"
-    );
-}
-
 /// A port nothing listens on, until the test binds it again.
 async fn unused_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -648,8 +528,8 @@ async fn rejection_reaches_the_client_and_the_callback(db: Db) {
     let app = spawn(&db, MANUAL).await;
     let client = Client::login(&app).await;
     let id = client.register_sender(None).await;
-    let wallet = Wallet::default();
-    let url = wallet.start().await;
+    let wallet = Recorder::default();
+    let url = wallet.start("/callback").await;
     client.register_callback(&id, &url).await;
 
     let path = format!("/admin/customers/{id}/reject");
@@ -676,7 +556,7 @@ async fn rejection_reaches_the_client_and_the_callback(db: Db) {
     );
     let got = wallet.wait_for(1, Duration::from_secs(5)).await;
     assert_eq!(got[0].json(), seen, "the callback body is the GET body");
-    assert_signed(&got[0], &app.server_key.public_key(), &url);
+    verified(&got[0], &app.server_key.public_key(), &url);
 
     // SEP12-35: REJECTED ends the registration. Lifting the rejection is a change the
     // wallet is not told of until it registers again.
@@ -694,8 +574,8 @@ async fn request_info_asks_for_fields_again(db: Db) {
     let id = client.register_sender(None).await;
     let (_, seen) = client.get(&[("type", "sep31-sender")]).await;
     assert_eq!(seen["status"], "ACCEPTED", "review = auto: {seen}");
-    let wallet = Wallet::default();
-    let url = wallet.start().await;
+    let wallet = Recorder::default();
+    let url = wallet.start("/callback").await;
     client.register_callback(&id, &url).await;
 
     let path = format!("/admin/customers/{id}/request-info");
@@ -807,8 +687,8 @@ async fn notify_reports_a_change_made_outside_a_request(db: Db) {
     let app = spawn(&db, MANUAL).await;
     let client = Client::login(&app).await;
     let id = client.register_sender(None).await;
-    let wallet = Wallet::default();
-    let url = wallet.start().await;
+    let wallet = Recorder::default();
+    let url = wallet.start("/callback").await;
     client.register_callback(&id, &url).await;
 
     // Nothing changed: nothing to report.
@@ -831,7 +711,7 @@ async fn notify_reports_a_change_made_outside_a_request(db: Db) {
     let (_, seen) = client.get(&[("type", "sep31-sender")]).await;
     assert_eq!(seen["status"], "ACCEPTED");
     assert_eq!(got[0].json(), seen);
-    assert_signed(&got[0], &app.server_key.public_key(), &url);
+    verified(&got[0], &app.server_key.public_key(), &url);
 
     let (status, _) = admin_post(&app, "/admin/customers/no-such-customer/notify", json!({})).await;
     assert_eq!(status, 404);
@@ -1008,8 +888,8 @@ async fn failed_callback_is_retried(db: Db) {
     let app = spawn(&db, MANUAL).await;
     let client = Client::login(&app).await;
     let id = client.register_sender(None).await;
-    let wallet = Wallet::answering(&[500]);
-    let url = wallet.start().await;
+    let wallet = Recorder::answering(&[500]);
+    let url = wallet.start("/callback").await;
     client.register_callback(&id, &url).await;
 
     let (status, _) = admin_post(&app, &format!("/admin/customers/{id}/accept"), json!({})).await;
@@ -1022,7 +902,7 @@ async fn failed_callback_is_retried(db: Db) {
     );
     assert_eq!(got[0].body, got[1].body, "the same callback, sent again");
     assert_eq!(got[1].json()["status"], "ACCEPTED");
-    assert_signed(&got[1], &app.server_key.public_key(), &url);
+    verified(&got[1], &app.server_key.public_key(), &url);
 
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -1073,16 +953,16 @@ async fn queued_callback_survives_a_restart(db: Db) {
     app.running.shutdown().await;
 
     // The wallet comes back, then a new anchor process on the same database.
-    let wallet = Wallet::default();
+    let wallet = Recorder::default();
     let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    wallet.start_on(listener).await;
+    wallet.start_on(listener, "/callback").await;
     let app = spawn(&db, MANUAL).await;
     let got = wallet.wait_for(1, Duration::from_secs(10)).await;
     let body = got[0].json();
     assert_eq!(body["id"], id.as_str());
     assert_eq!(body["status"], "ACCEPTED");
     // Signed at sending time, by the key the anchor has now.
-    assert_signed(&got[0], &app.server_key.public_key(), &url);
+    verified(&got[0], &app.server_key.public_key(), &url);
 
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,8 +15,7 @@ use axum::extract::State;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use common::callbacks::{Recorder, signature_of, signed_host, verified};
 use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml, json_of};
 use serde_json::{Value, json};
 use stellar::Keypair;
@@ -297,64 +296,6 @@ async fn business_handler(
             StatusCode::NOT_FOUND,
             "no such endpoint on the business server",
         ),
-    }
-}
-
-// ---- a recording callback receiver ----------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Callback {
-    signature: Option<String>,
-    x_stellar_signature: Option<String>,
-    body: String,
-}
-
-#[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<Callback>>>,
-    url: String,
-    port: u16,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let mut receiver = Receiver::default();
-        let got = receiver.got.clone();
-        let router = Router::new().route(
-            "/callback",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let got = got.clone();
-                async move {
-                    let header =
-                        |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
-                    got.lock().unwrap().push(Callback {
-                        signature: header("Signature"),
-                        x_stellar_signature: header("X-Stellar-Signature"),
-                        body,
-                    });
-                    StatusCode::OK
-                }
-            }),
-        );
-        let addr = common::serve(router).await;
-        receiver.port = addr.port();
-        receiver.url = format!("http://{addr}/callback");
-        receiver
-    }
-
-    fn received(&self) -> Vec<Callback> {
-        self.got.lock().unwrap().clone()
-    }
-
-    async fn wait_for(&self, count: usize) -> Vec<Callback> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let got = self.received();
-            if got.len() >= count || Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 }
 
@@ -679,7 +620,8 @@ async fn ids_of_other_callers_never_reach_the_business_server(database_url: Opti
     let (status, answer) = put_customer(&app, &alice_token, alice_customer).await;
     assert_eq!(status, 202, "{answer}");
     let id = answer["id"].as_str().unwrap().to_owned();
-    let receiver = Receiver::start().await;
+    let receiver = Recorder::default();
+    let callback_url = receiver.start("/callback").await;
 
     // SEP12-09 holds in business mode too: a shared account cannot also register a
     // customer without a memo, and the business server never hears of the attempt.
@@ -704,7 +646,7 @@ async fn ids_of_other_callers_never_reach_the_business_server(database_url: Opti
         .http
         .put(format!("{}/customer/callback", app.kyc_url()))
         .bearer_auth(&mallory_token)
-        .json(&json!({"url": receiver.url, "id": id}))
+        .json(&json!({"url": callback_url, "id": id}))
         .send()
         .await
         .unwrap();
@@ -1139,7 +1081,8 @@ async fn uploads_reach_the_business_server_as_file_ids(database_url: Option<Stri
 async fn notify_sends_a_signed_callback(database_url: Option<String>) {
     let Setup { app, business } = setup(database_url, "").await;
     let (_, _, token) = client(&app, None).await;
-    let receiver = Receiver::start().await;
+    let receiver = Recorder::default();
+    let callback_url = receiver.start("/callback").await;
     let (status, answer) = put_customer(&app, &token, sender("Ada")).await;
     assert_eq!(status, 202, "{answer}");
     let id = answer["id"].as_str().unwrap().to_owned();
@@ -1148,7 +1091,7 @@ async fn notify_sends_a_signed_callback(database_url: Option<String>) {
         .http
         .put(format!("{}/customer/callback", app.kyc_url()))
         .bearer_auth(&token)
-        .json(&json!({"url": receiver.url, "id": id}))
+        .json(&json!({"url": callback_url, "id": id}))
         .send()
         .await
         .unwrap();
@@ -1157,7 +1100,7 @@ async fn notify_sends_a_signed_callback(database_url: Option<String>) {
 
     // The business server decides on its own, then tells capstan.
     business.set_status(&id, "ACCEPTED");
-    assert!(receiver.received().is_empty());
+    assert!(receiver.all().is_empty());
     let gets = business.requests_with("GET").len();
     let (status, answer) =
         admin_post(&app, &format!("/admin/customers/{id}/notify"), json!({})).await;
@@ -1167,29 +1110,15 @@ async fn notify_sends_a_signed_callback(database_url: Option<String>) {
         "capstan read the customer again"
     );
 
-    let got = receiver.wait_for(1).await;
+    let got = receiver.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(got.len(), 1, "{got:?}");
     let callback = &got[0];
-    let body: Value = serde_json::from_str(&callback.body).unwrap();
+    // Signed over <ts>.<host:port>.<body> with the SIGNING_KEY, fresh, in both headers.
+    let body = verified(callback, &app.server_key.public_key(), &callback_url);
     assert_eq!(body["id"], json!(id));
     assert_eq!(body["status"], "ACCEPTED");
-    let signature = callback.signature.clone().expect("a Signature header");
-    assert_eq!(callback.x_stellar_signature.as_ref(), Some(&signature));
-    let (t, s) = signature.split_once(", ").expect("t=..., s=...");
-    let ts: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    assert!((now - ts).abs() < 60, "timestamp {ts}, now {now}");
-    let signed = STANDARD.decode(s.strip_prefix("s=").unwrap()).unwrap();
-    let payload = format!("{ts}.127.0.0.1:{}.{}", receiver.port, callback.body);
-    assert!(
-        app.server_key
-            .public_key()
-            .verify(payload.as_bytes(), &signed),
-        "the signature covers <ts>.<host:port>.<body> with the SIGNING_KEY"
-    );
+    let (ts, signed) = signature_of(callback);
+    let payload = format!("{ts}.{}.{}", signed_host(&callback_url), callback.body);
     assert!(
         !Keypair::random()
             .public_key()
@@ -1199,8 +1128,7 @@ async fn notify_sends_a_signed_callback(database_url: Option<String>) {
     // Nothing changed since: a second notify sends nothing more.
     let (status, _) = admin_post(&app, &format!("/admin/customers/{id}/notify"), json!({})).await;
     assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(receiver.received().len(), 1, "{:?}", receiver.received());
+    receiver.stays_at(1, Duration::from_millis(2500)).await;
 
     let (status, answer) = admin_post(&app, "/admin/customers/biz-404/notify", json!({})).await;
     assert_eq!(status, 404, "{answer}");

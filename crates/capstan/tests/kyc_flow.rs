@@ -8,14 +8,10 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use axum::http::Method;
+use common::callbacks::{self, Recorder};
 use common::{FakeHorizon, json_of};
 use serde_json::{Value, json};
 use stellar::{Keypair, Network, PublicKey};
@@ -121,77 +117,6 @@ impl Drop for Served {
     }
 }
 
-// ---- the wallet's callback server -------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Delivery {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
-}
-
-#[derive(Clone, Default)]
-struct Recorder {
-    got: Arc<Mutex<Vec<Delivery>>>,
-}
-
-impl Recorder {
-    /// Serves on 127.0.0.1 and returns the callback URL (explicit port, so it is signed).
-    async fn start(&self) -> String {
-        let router = Router::new().fallback(record).with_state(self.clone());
-        let addr = common::serve(router).await;
-        format!("http://{addr}/sep12/callback?wallet=flow")
-    }
-
-    fn all(&self) -> Vec<Delivery> {
-        self.got.lock().unwrap().clone()
-    }
-
-    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Delivery> {
-        let deadline = Instant::now() + within;
-        loop {
-            let got = self.all();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} callback(s) within {within:?}, got {}: {got:?}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Fails as soon as more than `n` callbacks have arrived, watching for `window`.
-    async fn stays_at(&self, n: usize, window: Duration) {
-        let deadline = Instant::now() + window;
-        while Instant::now() < deadline {
-            let got = self.all();
-            assert!(got.len() <= n, "no further callback expected: {got:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(self.all().len(), n);
-    }
-}
-
-async fn record(
-    State(recorder): State<Recorder>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
-) -> StatusCode {
-    recorder.got.lock().unwrap().push(Delivery {
-        method,
-        uri,
-        headers,
-        body,
-    });
-    StatusCode::OK
-}
-
 // ---- the sending anchor's client ---------------------------------------------------------
 
 struct Client {
@@ -247,43 +172,6 @@ async fn admin_post(http: &reqwest::Client, url: String, body: Value) -> (u16, V
         .await
         .unwrap();
     json_of(response).await
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Checks the SEP-12 callback signature the way a wallet does, with the anchor's
-/// stellar.toml SIGNING_KEY, and returns the header value.
-fn verify_signature(delivery: &Delivery, signing_key: &PublicKey, signed_host: &str) -> String {
-    let header = delivery
-        .headers
-        .get("signature")
-        .expect("Signature header")
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let (t, s) = header
-        .split_once(", ")
-        .unwrap_or_else(|| panic!("Signature is \"t=<ts>, s=<sig>\": {header}"));
-    let ts: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
-    assert!(
-        (ts - unix_now()).abs() <= 60,
-        "the timestamp is the time of sending: {ts}"
-    );
-    let signature = BASE64.decode(s.strip_prefix("s=").unwrap()).unwrap();
-    let payload = format!("{ts}.{signed_host}.{}", delivery.body);
-    assert!(
-        signing_key.verify(payload.as_bytes(), &signature),
-        "the signature verifies over {payload:?} with SIGNING_KEY"
-    );
-    // The host is part of what is signed: a copy replayed to another wallet fails.
-    let elsewhere = format!("{ts}.wallet.example.{}", delivery.body);
-    assert!(!signing_key.verify(elsewhere.as_bytes(), &signature));
-    header
 }
 
 #[tokio::test]
@@ -447,10 +335,7 @@ async fn sending_anchor_registers_customers_and_hears_the_operators_decision() {
 
     // The callback for the receiver; its type comes from the receiver's own PUT.
     let wallet = Recorder::default();
-    let callback_url = wallet.start().await;
-    let signed_host = url::Url::parse(&callback_url)
-        .map(|u| format!("{}:{}", u.host_str().unwrap(), u.port().unwrap()))
-        .unwrap();
+    let callback_url = wallet.start("/sep12/callback?wallet=flow").await;
     let (status, body) = client
         .put_json(
             "/customer/callback",
@@ -506,17 +391,13 @@ async fn sending_anchor_registers_customers_and_hears_the_operators_decision() {
         delivery.headers.get("content-type").unwrap(),
         "application/json"
     );
-    let posted: Value = serde_json::from_str(&delivery.body).unwrap();
+    // Checked the way a wallet does, with the anchor's stellar.toml SIGNING_KEY.
+    let posted = callbacks::verified(delivery, &signing_key, &callback_url);
     let (_, now) = client
         .get(&[("id", &receiver_id), ("type", "sep31-receiver")])
         .await;
     assert_eq!(now["status"], "ACCEPTED", "{now}");
     assert_eq!(posted, now, "the callback body is the GET /customer body");
-    let signature = verify_signature(delivery, &signing_key, &signed_host);
-    assert_eq!(
-        delivery.headers.get("x-stellar-signature").unwrap(),
-        signature.as_str()
-    );
     let (_, by_memo) = client
         .get(&[("memo", "2"), ("type", "sep31-receiver")])
         .await;

@@ -7,19 +7,16 @@
 
 mod common;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use capstan::sep31::status::Status;
 use capstan::sep31::transactions::transaction_body;
 use capstan::store::{Store, TransactionRow};
+use common::callbacks::{self, Delivery, Recorder};
 use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml};
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
@@ -570,96 +567,6 @@ async fn set_column(store: &Store, column: &str, id: &str, value: i64) {
             .rows_affected(),
     };
     assert_eq!(n, 1);
-}
-
-// ---- the sending anchor's callback server ----------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct Delivery {
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
-    at: Instant,
-}
-
-#[derive(Clone, Default)]
-struct Recorder {
-    got: Arc<Mutex<Vec<Delivery>>>,
-    /// Statuses to answer with, one per request, before answering 200.
-    answers: Arc<Mutex<VecDeque<u16>>>,
-}
-
-impl Recorder {
-    /// Serves on 127.0.0.1 and returns the callback URL (with its port, which is signed).
-    async fn start(&self, name: &str) -> String {
-        let router = Router::new().fallback(record).with_state(self.clone());
-        let addr = common::serve(router).await;
-        format!("http://{addr}/sep31/callback?anchor={name}")
-    }
-
-    fn answer_next(&self, status: u16) {
-        self.answers.lock().unwrap().push_back(status);
-    }
-
-    fn all(&self) -> Vec<Delivery> {
-        self.got.lock().unwrap().clone()
-    }
-
-    async fn wait_for(&self, n: usize, within: Duration) -> Vec<Delivery> {
-        let deadline = Instant::now() + within;
-        loop {
-            let got = self.all();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} callback(s) within {within:?}, got {}: {got:?}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// Fails as soon as more than `n` callbacks have arrived, watching for `window`.
-    async fn stays_at(&self, n: usize, window: Duration) {
-        let deadline = Instant::now() + window;
-        while Instant::now() < deadline {
-            let got = self.all();
-            assert!(got.len() <= n, "no further callback expected: {got:?}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert_eq!(self.all().len(), n);
-    }
-}
-
-async fn record(
-    State(recorder): State<Recorder>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
-) -> StatusCode {
-    recorder.got.lock().unwrap().push(Delivery {
-        uri,
-        headers,
-        body,
-        at: Instant::now(),
-    });
-    let status = recorder.answers.lock().unwrap().pop_front().unwrap_or(200);
-    StatusCode::from_u16(status).unwrap()
-}
-
-fn delivered(d: &Delivery) -> Value {
-    let content_type = d
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    assert!(
-        content_type.starts_with("application/json"),
-        "callback content type {content_type:?}"
-    );
-    serde_json::from_str(&d.body).expect("callback body is JSON")
 }
 
 // ---- §5.1 prerequisites, auth, transport ------------------------------------------------------
@@ -2264,7 +2171,7 @@ async fn sep31_49_customer_info_update_is_put_until_accepted(db: Option<String>)
     assert_eq!(status, 200, "{body}");
     step(&app, &id, Status::PendingCustomerInfoUpdate, |_| {}).await;
     let recorder = Recorder::default();
-    let url = recorder.start("kyc").await;
+    let url = recorder.start("/sep31/callback?anchor=kyc").await;
     assert_eq!(
         put_callback(&app, &s.token, &id, &json!({ "url": url }))
             .await
@@ -2298,7 +2205,7 @@ async fn sep31_49_customer_info_update_is_put_until_accepted(db: Option<String>)
     let t = transaction(&app, &s.token, &id).await;
     assert_eq!(t["status"], "pending_receiver", "{t}");
     let got = recorder.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(delivered(&got[0]), json!({ "transaction": t }));
+    assert_eq!(got[0].json_body(), json!({ "transaction": t }));
     let events = app
         .running
         .anchor
@@ -2325,7 +2232,7 @@ async fn sep31_44_no_callback_for_the_initial_status(db: Option<String>) {
     let s = sending_anchor(&app).await;
     let id = create(&app, &s, json!({})).await;
     let recorder = Recorder::default();
-    let url = recorder.start("initial").await;
+    let url = recorder.start("/sep31/callback?anchor=initial").await;
     assert_eq!(
         put_callback(&app, &s.token, &id, &json!({ "url": url })).await,
         (204, Value::Null)
@@ -2339,7 +2246,7 @@ async fn sep31_44_no_callback_for_the_initial_status(db: Option<String>) {
     paid(&app, &id).await;
     let got = recorder.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(
-        delivered(&got[0])["transaction"]["status"],
+        got[0].json_body()["transaction"]["status"],
         "pending_receiver"
     );
     recorder.stays_at(1, Duration::from_millis(500)).await;
@@ -2350,8 +2257,8 @@ async fn sep31_50_a_later_callback_url_replaces_the_first(db: Option<String>) {
     let s = sending_anchor(&app).await;
     let id = create(&app, &s, json!({})).await;
     let (first, second) = (Recorder::default(), Recorder::default());
-    let first_url = first.start("first").await;
-    let second_url = second.start("second").await;
+    let first_url = first.start("/sep31/callback?anchor=first").await;
+    let second_url = second.start("/sep31/callback?anchor=second").await;
     for url in [&first_url, &second_url] {
         assert_eq!(
             put_callback(&app, &s.token, &id, &json!({ "url": url })).await,
@@ -2370,7 +2277,7 @@ async fn sep31_51_every_status_change_posts_the_get_body(db: Option<String>) {
     let s = sending_anchor(&app).await;
     let id = create(&app, &s, json!({})).await;
     let recorder = Recorder::default();
-    let url = recorder.start("every").await;
+    let url = recorder.start("/sep31/callback?anchor=every").await;
     assert_eq!(
         put_callback(&app, &s.token, &id, &json!({ "url": url }))
             .await
@@ -2409,7 +2316,7 @@ async fn sep31_51_every_status_change_posts_the_get_body(db: Option<String>) {
     expected.push(get_tx(&app, &s.token, &id).await.1);
 
     let got = recorder.all();
-    let bodies: Vec<Value> = got.iter().map(delivered).collect();
+    let bodies: Vec<Value> = got.iter().map(Delivery::json_body).collect();
     // The wrapped GET body (AMB-30), in order, one per change.
     assert_eq!(bodies, expected);
     let statuses: Vec<&str> = bodies
@@ -2452,9 +2359,8 @@ async fn sep31_52_53_54_callbacks_are_signed_with_the_signing_key(db: Option<Str
     let s = sending_anchor(&app).await;
     let id = create(&app, &s, json!({})).await;
     let recorder = Recorder::default();
-    let url = recorder.start("signed").await;
-    let host = url::Url::parse(&url).unwrap();
-    let signed_host = format!("{}:{}", host.host_str().unwrap(), host.port().unwrap());
+    let url = recorder.start("/sep31/callback?anchor=signed").await;
+    let signed_host = callbacks::signed_host(&url);
     assert_eq!(
         put_callback(&app, &s.token, &id, &json!({ "url": url }))
             .await
@@ -2463,34 +2369,11 @@ async fn sep31_52_53_54_callbacks_are_signed_with_the_signing_key(db: Option<Str
     );
     paid(&app, &id).await;
     let delivery = &recorder.wait_for(1, Duration::from_secs(10)).await[0];
-    let header = delivery
-        .headers
-        .get("signature")
-        .expect("Signature header")
-        .to_str()
-        .unwrap()
-        .to_owned();
-    // The deprecated name carries the same value, for older clients.
-    assert_eq!(
-        delivery
-            .headers
-            .get("x-stellar-signature")
-            .and_then(|v| v.to_str().ok()),
-        Some(header.as_str())
-    );
-    let (t, sig) = header
-        .split_once(", ")
-        .unwrap_or_else(|| panic!("Signature is \"t=<ts>, s=<sig>\": {header}"));
-    let ts: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
-    // Fresh, as the receiver checks it (SEP31-54).
-    assert!((ts - unix_now()).abs() <= 60, "t={ts}");
-    let signature = BASE64.decode(sig.strip_prefix("s=").unwrap()).unwrap();
+    // A POST with the same value in the deprecated header, fresh as the receiver checks it
+    // (SEP31-54), signed over `<t>.<host:port>.<body>` with SIGNING_KEY.
+    let body = callbacks::verified(delivery, &signing_key, &url);
+    let (ts, signature) = callbacks::signature_of(delivery);
     assert_eq!(signature.len(), 64);
-    let payload = format!("{ts}.{signed_host}.{}", delivery.body);
-    assert!(
-        signing_key.verify(payload.as_bytes(), &signature),
-        "signature over {payload:?} verifies with SIGNING_KEY"
-    );
     // Host without the port, another host, another body: no.
     for wrong in [
         format!("{ts}.127.0.0.1.{}", delivery.body),
@@ -2500,7 +2383,7 @@ async fn sep31_52_53_54_callbacks_are_signed_with_the_signing_key(db: Option<Str
     ] {
         assert!(!signing_key.verify(wrong.as_bytes(), &signature), "{wrong}");
     }
-    assert_eq!(delivered(delivery)["transaction"]["id"], id.as_str());
+    assert_eq!(body["transaction"]["id"], id.as_str());
 }
 
 async fn sep31_55_a_refused_callback_is_retried(db: Option<String>) {
@@ -2510,7 +2393,7 @@ async fn sep31_55_a_refused_callback_is_retried(db: Option<String>) {
     let recorder = Recorder::default();
     // The sending anchor refuses the first delivery (a 400 means "invalid callback").
     recorder.answer_next(400);
-    let url = recorder.start("retry").await;
+    let url = recorder.start("/sep31/callback?anchor=retry").await;
     assert_eq!(
         put_callback(&app, &s.token, &id, &json!({ "url": url }))
             .await
@@ -2539,7 +2422,7 @@ async fn expiry_unpaid_transactions_expire_after_the_timeout(db: Option<String>)
     assert_eq!(row.expires_at, Some(row.started_at + 60));
     paid(&app, &paid_late).await;
     let recorder = Recorder::default();
-    let url = recorder.start("expiry").await;
+    let url = recorder.start("/sep31/callback?anchor=expiry").await;
     assert_eq!(
         put_callback(&app, &s.token, &overdue, &json!({ "url": url }))
             .await
@@ -2588,7 +2471,7 @@ async fn expiry_unpaid_transactions_expire_after_the_timeout(db: Option<String>)
     assert_eq!(store.transaction_events(&overdue).await.unwrap().len(), 2);
     // The sending anchor hears of it.
     let got = recorder.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(delivered(&got[0]), json!({ "transaction": t }));
+    assert_eq!(got[0].json_body(), json!({ "transaction": t }));
 
     // The timeout is bounded.
     for bad in ["59", "2592001"] {
@@ -3152,7 +3035,7 @@ async fn sep31_async_kyc_through_transaction_id(db: Option<String>) {
     assert_eq!(waiting["status"], "pending_receiver");
     assert!(waiting.get("stellar_memo").is_none(), "{waiting}");
     let recorder = Recorder::default();
-    let url = recorder.start("async").await;
+    let url = recorder.start("/sep31/callback?anchor=async").await;
     assert_eq!(
         put_callback(&app, &token, &id, &json!({"url": url}))
             .await
@@ -3208,7 +3091,7 @@ async fn sep31_async_kyc_through_transaction_id(db: Option<String>) {
     assert_eq!(row.receiver_id.as_deref(), Some(receiver.as_str()));
     assert!(row.expires_at.is_some());
     let got = recorder.wait_for(1, Duration::from_secs(10)).await;
-    assert_eq!(delivered(&got[0])["transaction"], ready);
+    assert_eq!(got[0].json_body()["transaction"], ready);
     let events = app
         .running
         .anchor

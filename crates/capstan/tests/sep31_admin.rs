@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use capstan::sep31::status::Status;
+use common::callbacks::{Delivery, Recorder, verified};
 use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml, json_of};
 use serde_json::{Value, json};
-use stellar::{Keypair, PublicKey};
+use stellar::Keypair;
 use tokio::net::TcpListener;
 
 // ---- one test, two databases ---------------------------------------------------------------
@@ -431,124 +430,31 @@ fn iso(secs: i64) -> String {
 
 // ---- a sending anchor's callback endpoint ---------------------------------------------------------
 
-#[derive(Debug, Clone)]
-struct Delivery {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
+/// How long a test waits for a callback.
+const WITHIN: Duration = Duration::from_secs(10);
+
+/// The status a callback reports.
+fn callback_status(delivery: &Delivery) -> String {
+    delivery.json()["transaction"]["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
-impl Delivery {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).expect("a JSON callback body")
-    }
-
-    fn status(&self) -> String {
-        self.json()["transaction"]["status"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-}
-
-#[derive(Clone, Default)]
-struct Wallet {
-    got: Arc<Mutex<Vec<Delivery>>>,
-}
-
-impl Wallet {
-    async fn start(&self) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = Router::new().fallback(record).with_state(self.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        format!("http://{addr}/callback")
-    }
-
-    fn all(&self) -> Vec<Delivery> {
-        self.got.lock().unwrap().clone()
-    }
-
-    async fn wait_for(&self, n: usize) -> Vec<Delivery> {
-        let within = Duration::from_secs(10);
-        let deadline = Instant::now() + within;
-        loop {
-            let got = self.all();
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {n} callback(s) within {within:?}, got {}: {got:?}",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+/// Every callback so far, once the last one reports `status`.
+async fn wait_until(wallet: &Recorder, status: &str) -> Vec<Delivery> {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let got = wallet.all();
+        if got.last().is_some_and(|d| callback_status(d) == status) {
+            return got;
         }
+        assert!(
+            Instant::now() < deadline,
+            "expected a callback reporting {status}: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-
-    /// Every callback so far, once the last one reports `status`.
-    async fn wait_until(&self, status: &str) -> Vec<Delivery> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let got = self.all();
-            if got.last().is_some_and(|d| d.status() == status) {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected a callback reporting {status}: {got:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Fails as soon as more than `n` callbacks have arrived, watching for `window`.
-    async fn stays_at(&self, n: usize, window: Duration) {
-        let deadline = Instant::now() + window;
-        while Instant::now() < deadline {
-            let got = self.all();
-            assert!(got.len() <= n, "no further callback expected: {got:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(self.all().len(), n);
-    }
-}
-
-async fn record(
-    State(wallet): State<Wallet>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
-) -> StatusCode {
-    wallet.got.lock().unwrap().push(Delivery {
-        method,
-        uri,
-        headers,
-        body,
-    });
-    StatusCode::OK
-}
-
-/// A POST to the callback URL, signed by `key` over `<t>.<host:port>.<body>`, the same value
-/// in both headers.
-fn assert_signed(delivery: &Delivery, key: &PublicKey, url: &str) {
-    assert_eq!(delivery.method, Method::POST);
-    assert_eq!(delivery.uri.path(), "/callback");
-    let header = delivery.headers["signature"].to_str().unwrap();
-    assert_eq!(delivery.headers["x-stellar-signature"], header);
-    let (t, s) = header.split_once(", ").expect("t=<ts>, s=<sig>");
-    let ts: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
-    let signature = BASE64.decode(s.strip_prefix("s=").unwrap()).unwrap();
-    let host = url.trim_start_matches("http://").split('/').next().unwrap();
-    let payload = format!("{ts}.{host}.{}", delivery.body);
-    assert!(
-        key.verify(payload.as_bytes(), &signature),
-        "signed over {payload:?}"
-    );
 }
 
 // ---- the key -----------------------------------------------------------------------------------------
@@ -945,8 +851,8 @@ async fn show_holds_everything_and_the_events(db: Db) {
         })
     );
 
-    let wallet = Wallet::default();
-    let url = wallet.start().await;
+    let wallet = Recorder::default();
+    let url = wallet.start("/callback").await;
     anchor.register_callback(&id, &url).await;
     pay(&app, &id).await;
     let detail = show(&app, &id).await;
@@ -962,7 +868,7 @@ async fn show_holds_everything_and_the_events(db: Db) {
     assert_eq!(events[1]["actor"], "test");
     assert_eq!(events[1]["reason"], "payment");
     assert_eq!(events[1]["at"], detail["updated_at"]);
-    let got = wallet.wait_for(1).await;
+    let got = wallet.wait_for(1, WITHIN).await;
     assert_eq!(got[0].json(), anchor.transaction(&id).await);
 
     // The operator sees every sending anchor's transactions; unknown ids are 404.
@@ -992,14 +898,14 @@ async fn customer_correction_loop_end_to_end(db: Db) {
     let anchor = SendingAnchor::login(&app).await;
     let (sender, receiver) = anchor.customers().await;
     let id = anchor.create(&sender, &receiver, json!({})).await;
-    let wallet = Wallet::default();
-    let url = wallet.start().await;
+    let wallet = Recorder::default();
+    let url = wallet.start("/callback").await;
     anchor.register_callback(&id, &url).await;
     let signer = app.server_key.public_key();
 
     pay(&app, &id).await;
-    let got = wallet.wait_for(1).await;
-    assert_eq!(got[0].status(), "pending_receiver");
+    let got = wallet.wait_for(1, WITHIN).await;
+    assert_eq!(callback_status(&got[0]), "pending_receiver");
     assert_eq!(got[0].json(), anchor.transaction(&id).await);
 
     // The operator asks for two corrections, one on each customer.
@@ -1038,7 +944,7 @@ async fn customer_correction_loop_end_to_end(db: Db) {
         sep31["transaction"]["status_message"],
         "please correct the sender's email and the receiver's bank"
     );
-    let got = wallet.wait_for(2).await;
+    let got = wallet.wait_for(2, WITHIN).await;
     assert_eq!(got[1].json(), sep31);
 
     // SEP-12 names the fields to correct, by customer id and through the transaction.
@@ -1129,7 +1035,7 @@ async fn customer_correction_loop_end_to_end(db: Db) {
             ),
         ]
     );
-    let got = wallet.wait_for(3).await;
+    let got = wallet.wait_for(3, WITHIN).await;
     assert_eq!(got[2].json(), sep31);
 
     // Finished with a refund: the sending anchor hears that too.
@@ -1141,9 +1047,9 @@ async fn customer_correction_loop_end_to_end(db: Db) {
         json!({"payments": [{"id": payment, "amount": "100"}]}),
     )
     .await;
-    let got = wallet.wait_for(4).await;
+    let got = wallet.wait_for(4, WITHIN).await;
     assert_eq!(got[3].json(), anchor.transaction(&id).await);
-    let statuses: Vec<String> = got.iter().map(Delivery::status).collect();
+    let statuses: Vec<String> = got.iter().map(callback_status).collect();
     assert_eq!(
         statuses,
         [
@@ -1154,7 +1060,7 @@ async fn customer_correction_loop_end_to_end(db: Db) {
         ]
     );
     for delivery in &got {
-        assert_signed(delivery, &signer, &url);
+        verified(delivery, &signer, &url);
     }
     wallet.stays_at(4, Duration::from_millis(1000)).await;
 }
@@ -1349,8 +1255,8 @@ async fn transaction_info_round_trip(db: Db) {
             json!({"fields": {"transaction": {"purpose": "gift"}}}),
         )
         .await;
-    let wallet = Wallet::default();
-    let url = wallet.start().await;
+    let wallet = Recorder::default();
+    let url = wallet.start("/callback").await;
     anchor.register_callback(&id, &url).await;
     let good = json!({
         "message": "tell us more",
@@ -1509,8 +1415,8 @@ async fn transaction_info_round_trip(db: Db) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["transaction"]["status"], "pending_receiver");
 
-    let got = wallet.wait_for(5).await;
-    let statuses: Vec<String> = got.iter().map(Delivery::status).collect();
+    let got = wallet.wait_for(5, WITHIN).await;
+    let statuses: Vec<String> = got.iter().map(callback_status).collect();
     assert_eq!(
         statuses,
         [
@@ -1523,7 +1429,7 @@ async fn transaction_info_round_trip(db: Db) {
     );
     assert_eq!(got[4].json(), anchor.transaction(&id).await);
     for delivery in &got {
-        assert_signed(delivery, &app.server_key.public_key(), &url);
+        verified(delivery, &app.server_key.public_key(), &url);
     }
 }
 
@@ -1626,11 +1532,11 @@ async fn error_finishes_a_transaction(db: Db) {
 
     // Operators racing on one transaction: exactly one error is recorded, reported once.
     let raced = anchor.create(&sender, &receiver, json!({})).await;
-    let wallet = Wallet::default();
-    let url = wallet.start().await;
+    let wallet = Recorder::default();
+    let url = wallet.start("/callback").await;
     anchor.register_callback(&raced, &url).await;
     pay(&app, &raced).await;
-    wallet.wait_for(1).await;
+    wallet.wait_for(1, WITHIN).await;
     let path = format!("/admin/transactions/{raced}/error");
     let attempts = (0..8).map(|i| {
         let path = path.clone();
@@ -1657,14 +1563,14 @@ async fn error_finishes_a_transaction(db: Db) {
         .filter(|(to, _, _)| to == "error")
         .count();
     assert_eq!(errors, 1, "{detail}");
-    let got = wallet.wait_for(2).await;
-    assert_eq!(got[1].status(), "error");
+    let got = wallet.wait_for(2, WITHIN).await;
+    assert_eq!(callback_status(&got[1]), "error");
     assert_eq!(got[1].json(), anchor.transaction(&raced).await);
     assert_eq!(
         got[1].json()["transaction"]["status_message"],
         detail["status_message"]
     );
-    assert_signed(&got[1], &app.server_key.public_key(), &url);
+    verified(&got[1], &app.server_key.public_key(), &url);
     wallet.stays_at(2, Duration::from_millis(1000)).await;
 }
 
@@ -1675,8 +1581,8 @@ async fn refunds_partial_then_full(db: Db) {
     let anchor = SendingAnchor::login(&app).await;
     let (sender, receiver) = anchor.customers().await;
     let id = anchor.create(&sender, &receiver, json!({})).await;
-    let wallet = Wallet::default();
-    let url = wallet.start().await;
+    let wallet = Recorder::default();
+    let url = wallet.start("/callback").await;
     anchor.register_callback(&id, &url).await;
     let (r1, r2, r3) = ("a1".repeat(32), "b2".repeat(32), "c3".repeat(32));
 
@@ -1690,7 +1596,7 @@ async fn refunds_partial_then_full(db: Db) {
     )
     .await;
     pay(&app, &id).await;
-    wallet.wait_for(1).await;
+    wallet.wait_for(1, WITHIN).await;
 
     let huge = "79228162514264337593543950335";
     for bad in [
@@ -1817,8 +1723,8 @@ async fn refunds_partial_then_full(db: Db) {
     assert_eq!(sep31["transaction"]["status"], "refunded");
     assert_eq!(sep31["transaction"]["refunds"], answer["refunds"]);
     // Each status change was reported, in order; the last with the whole refund.
-    let got = wallet.wait_until("refunded").await;
-    let mut statuses: Vec<String> = got.iter().map(Delivery::status).collect();
+    let got = wait_until(&wallet, "refunded").await;
+    let mut statuses: Vec<String> = got.iter().map(callback_status).collect();
     statuses.dedup();
     assert_eq!(
         statuses,
@@ -1830,7 +1736,7 @@ async fn refunds_partial_then_full(db: Db) {
     );
     let last = got.last().unwrap();
     assert_eq!(last.json(), sep31);
-    assert_signed(last, &app.server_key.public_key(), &url);
+    verified(last, &app.server_key.public_key(), &url);
 
     // Refunded is final.
     refused(

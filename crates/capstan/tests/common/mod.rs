@@ -2,6 +2,8 @@
 //! Horizon that answers in Horizon's JSON shapes, and a small SEP-10 client.
 #![allow(dead_code)]
 
+pub mod callbacks;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
