@@ -131,6 +131,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends! {
+    sep31_recheck_finds_every_waiting_transaction => sep31_recheck_finds_every_waiting_transaction_sqlite, sep31_recheck_finds_every_waiting_transaction_postgres;
     sep31_async_kyc_through_transaction_id => sep31_async_kyc_through_transaction_id_sqlite, sep31_async_kyc_through_transaction_id_postgres;
     sep31_01_direct_payment_server_is_published => sep31_01_direct_payment_server_is_published_sqlite, sep31_01_direct_payment_server_is_published_postgres;
     sep31_02_only_sending_anchors_with_an_agreement => sep31_02_only_sending_anchors_with_an_agreement_sqlite, sep31_02_only_sending_anchors_with_an_agreement_postgres;
@@ -3121,4 +3122,60 @@ async fn sep31_async_kyc_through_transaction_id(db: Option<String>) {
     // Customers registered through transactions do not make the account a shared one: it
     // may still register a customer of its own without a memo.
     register(&app, &token, SENDER).await;
+}
+
+/// The periodic recheck reaches every transaction waiting on its customers, however many
+/// paid transactions share its status and however many others wait.
+async fn sep31_recheck_finds_every_waiting_transaction(db: Option<String>) {
+    let app = spawn(db, "").await;
+    let store = &app.running.anchor.store;
+    let key = Keypair::random();
+    let token = app.token_for(&key, None).await;
+    let body = json!({"amount": "100", "asset_code": "USDC", "funding_method": "SEPA"});
+    let waiting = assert_waits_for_kyc(&post(&app, &token, &body).await);
+    let template = stored(&app, &waiting).await;
+    // Newer transactions in the same status that are paid (being paid out), and more
+    // waiting ones than one page holds.
+    for n in 0..150 {
+        let mut row = template.clone();
+        row.id = format!("{}-{n}", template.id);
+        row.started_at = template.started_at + 1 + n;
+        if n % 2 == 0 {
+            row.paid = true;
+            row.stellar_memo = Some(format!("{}", 1_000_000 + n));
+        }
+        assert!(store.insert_transaction(&row, "test").await.unwrap());
+    }
+    // Both customers become known and ACCEPTED without a request that would look.
+    let one = app.token_for(&key, Some("1")).await;
+    let two = app.token_for(&key, Some("2")).await;
+    let sender = register(&app, &one, SENDER).await;
+    let receiver = register(&app, &two, RECEIVER).await;
+    let mut last_waiting = template.clone();
+    last_waiting.id = format!("{}-149", template.id);
+    for id in [&waiting, &last_waiting.id] {
+        let row = stored(&app, id).await;
+        assert!(
+            store
+                .link_transaction_customer(&row, true, &sender)
+                .await
+                .unwrap()
+        );
+        let row = stored(&app, id).await;
+        assert!(
+            store
+                .link_transaction_customer(&row, false, &receiver)
+                .await
+                .unwrap()
+        );
+    }
+    capstan::sep31::kyc::recheck_waiting(&app.running.anchor).await;
+    for id in [&waiting, &last_waiting.id] {
+        let row = stored(&app, id).await;
+        assert_eq!(row.status, "pending_sender", "{id}");
+        assert!(row.stellar_memo.is_some());
+    }
+    // The paid ones are untouched.
+    let paid = stored(&app, &format!("{}-0", template.id)).await;
+    assert_eq!(paid.status, "pending_receiver");
 }

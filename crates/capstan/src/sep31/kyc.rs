@@ -15,30 +15,7 @@ const BATCH: i64 = 100;
 
 /// After a change to one customer.
 pub async fn customer_changed(anchor: &AppState, customer_id: &str) {
-    match anchor
-        .store
-        .transactions_of_customer(customer_id, Status::PendingReceiver)
-        .await
-    {
-        Ok(waiting) => {
-            for transaction in waiting.iter().filter(|t| awaits_kyc(t)) {
-                resume_if_ready(anchor, transaction).await;
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot look for transactions waiting on a customer"),
-    }
-    match anchor
-        .store
-        .transactions_of_customer(customer_id, Status::PendingCustomerInfoUpdate)
-        .await
-    {
-        Ok(waiting) => {
-            for transaction in waiting {
-                resume_if_ready(anchor, &transaction).await;
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot look for transactions waiting on a customer"),
-    }
+    resume_waiting(anchor, Some(customer_id)).await;
 }
 
 /// A transaction created without its customers, not yet payable.
@@ -51,21 +28,33 @@ pub fn awaits_kyc(transaction: &TransactionRow) -> bool {
 /// Every waiting transaction, looked at again (changes on a business server, or missed
 /// through a crash).
 pub async fn recheck_waiting(anchor: &AppState) {
-    for status in [Status::PendingReceiver, Status::PendingCustomerInfoUpdate] {
-        let filter = crate::store::TransactionFilter {
-            status: Some(status.as_str().into()),
-            limit: BATCH,
-            ..Default::default()
-        };
-        match anchor.store.list_transactions(&filter).await {
-            Ok(waiting) => {
-                for transaction in waiting {
-                    if status == Status::PendingCustomerInfoUpdate || awaits_kyc(&transaction) {
-                        resume_if_ready(anchor, &transaction).await;
-                    }
-                }
+    resume_waiting(anchor, None).await;
+}
+
+/// Resumes the waiting transactions (of one customer, or all of them, page by page) whose
+/// customers are ACCEPTED.
+async fn resume_waiting(anchor: &AppState, customer: Option<&str>) {
+    let mut after = None;
+    loop {
+        let page = match anchor
+            .store
+            .transactions_waiting_on_customers(customer, after.take(), BATCH)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for transactions waiting on customers");
+                return;
             }
-            Err(e) => tracing::warn!(error = %e, "cannot list transactions waiting on customers"),
+        };
+        for transaction in &page {
+            resume_if_ready(anchor, transaction).await;
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == BATCH => {
+                after = Some((last.started_at, last.id.clone()));
+            }
+            _ => return,
         }
     }
 }

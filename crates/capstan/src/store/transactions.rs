@@ -302,19 +302,33 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Transactions in `status` that name `customer_id` as sender or receiver.
-    pub async fn transactions_of_customer(
+    /// Transactions waiting on their customers: created without them and not yet payable
+    /// (`pending_receiver`, unpaid, no memo), or waiting for corrected KYC
+    /// (`pending_customer_info_update`). `customer` narrows to those naming one customer;
+    /// `after` pages through them in (started_at, id) order.
+    pub async fn transactions_waiting_on_customers(
         &self,
-        customer_id: &str,
-        status: Status,
+        customer: Option<&str>,
+        after: Option<(i64, String)>,
+        limit: i64,
     ) -> StoreResult<Vec<TransactionRow>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM transactions WHERE (sender_id = $1 OR receiver_id = $1) AND status = $2 ORDER BY started_at"
+            "SELECT {COLUMNS} FROM transactions \
+             WHERE ((status = 'pending_receiver' AND paid = FALSE AND stellar_memo IS NULL) OR status = 'pending_customer_info_update') \
+             AND ($1 IS NULL OR sender_id = $1 OR receiver_id = $1) \
+             AND ($2 IS NULL OR started_at > $2 OR (started_at = $2 AND id > $3)) \
+             ORDER BY started_at, id LIMIT $4"
         );
+        let (after_at, after_id) = match after {
+            Some((at, id)) => (Some(at), id),
+            None => (None, String::new()),
+        };
         Ok(
             on_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(customer_id)
-                .bind(status.as_str())
+                .bind(customer)
+                .bind(after_at)
+                .bind(&after_id)
+                .bind(limit)
                 .fetch_all(pool)
                 .await)?,
         )
