@@ -1654,6 +1654,17 @@ async fn refunds_partial_then_full(db: Db) {
         answer["refunds"]
     );
     assert_eq!(answer, show(&app, &id).await);
+    // The history shows it, though the status did not change.
+    let last = answer["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["from"], &last["to"], &last["actor"], &last["reason"]),
+        (
+            &json!("pending_receiver"),
+            &json!("pending_receiver"),
+            &json!("operator"),
+            &json!("partial refund recorded")
+        )
+    );
 
     // A retried request does not record the same refund payment twice.
     refused(

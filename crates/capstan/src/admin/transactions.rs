@@ -507,7 +507,11 @@ pub async fn refund(
             )
             .await;
         }
-        if anchor.store.record_refunds(&row, &refunds).await? {
+        if anchor
+            .store
+            .record_refunds(&row, &refunds, ACTOR, "partial refund recorded")
+            .await?
+        {
             let row = transaction(&anchor, &id).await?;
             return detail(&anchor, &row).await.map(Json);
         }

@@ -390,21 +390,41 @@ impl Store {
         )
     }
 
-    /// Records refunds that leave the status as it is (a partial refund). Returns false
-    /// when the transaction changed meanwhile.
+    /// Records refunds that leave the status as it is (a partial refund), with an event
+    /// (from and to the same status) so the history shows it. Returns false when the
+    /// transaction changed meanwhile.
     pub async fn record_refunds(
         &self,
         current: &TransactionRow,
         refunds: &str,
+        actor: &str,
+        reason: &str,
     ) -> StoreResult<bool> {
-        let n = on_pool!(self, pool => sqlx::query("UPDATE transactions SET refunds = $3, updated_at = $4, version = version + 1 WHERE id = $1 AND version = $2")
-            .bind(&current.id)
-            .bind(current.version)
-            .bind(refunds)
-            .bind(unix_now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(n == 1)
+        let now = unix_now();
+        let written = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let written = sqlx::query("UPDATE transactions SET refunds = $3, updated_at = $4, version = version + 1 WHERE id = $1 AND version = $2")
+                .bind(&current.id)
+                .bind(current.version)
+                .bind(refunds)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if written {
+                sqlx::query("INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) VALUES ($1, $2, $2, $3, $4, $5)")
+                    .bind(&current.id)
+                    .bind(&current.status)
+                    .bind(actor)
+                    .bind(reason)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(written)
+        })?;
+        Ok(written)
     }
 }
