@@ -169,6 +169,56 @@ pub struct Memo {
     pub kind: MemoType,
 }
 
+/// Why a memo was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoError {
+    /// `memo_type` is none of id, text, hash.
+    UnknownType(String),
+    /// The value does not fit the type.
+    Invalid(MemoType),
+}
+
+/// A text memo holds at most this many bytes on Stellar.
+pub const MAX_TEXT_MEMO_BYTES: usize = 28;
+
+impl Memo {
+    /// A Stellar memo typed by `memo_type`, or, without one, by its look (digits are an
+    /// id, anything else text), in canonical form.
+    pub fn parse(value: &str, memo_type: Option<&str>) -> Result<Memo, MemoError> {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
+        let id = || {
+            value
+                .parse::<u64>()
+                .ok()
+                .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+                .map(|n| Memo {
+                    value: n.to_string(),
+                    kind: MemoType::Id,
+                })
+        };
+        let text = || {
+            (value.len() <= MAX_TEXT_MEMO_BYTES).then(|| Memo {
+                value: value.to_owned(),
+                kind: MemoType::Text,
+            })
+        };
+        match memo_type {
+            None => id().or_else(text).ok_or(MemoError::Invalid(MemoType::Text)),
+            Some("id") => id().ok_or(MemoError::Invalid(MemoType::Id)),
+            Some("text") => text().ok_or(MemoError::Invalid(MemoType::Text)),
+            Some("hash") => match STANDARD.decode(value) {
+                Ok(bytes) if bytes.len() == 32 => Ok(Memo {
+                    value: STANDARD.encode(bytes),
+                    kind: MemoType::Hash,
+                }),
+                _ => Err(MemoError::Invalid(MemoType::Hash)),
+            },
+            Some(other) => Err(MemoError::UnknownType(other.to_owned())),
+        }
+    }
+}
+
 /// A customer's identity: the base `G...` account that registered it and, for a shared
 /// account, the memo of one of its users.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,8 +15,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, put};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use stellar::ClientAccount;
 use stellar::sep9::{self, FieldType};
@@ -24,14 +22,13 @@ use stellar::sep9::{self, FieldType};
 use crate::anchor::AppState;
 use crate::http::{ApiError, PathSegment, Session};
 use crate::kyc::{
-    Caller, CustomerQuery, CustomerUpdate, FieldStatus, Identity, Lookup, Memo, MemoType,
+    Caller, CustomerQuery, CustomerUpdate, FieldStatus, Identity, Lookup, MAX_TEXT_MEMO_BYTES,
+    Memo, MemoError, MemoType,
 };
 use params::{Params, Sep12Params};
 
 /// The SEP-12 version these endpoints follow.
 pub const SEP12_VERSION: &str = "1.15.0";
-/// A text memo holds at most this many bytes on Stellar.
-const MAX_TEXT_MEMO_BYTES: usize = 28;
 
 pub fn router(max_file_bytes: usize, max_body_bytes: usize) -> Router<AppState> {
     // A PUT may carry a few documents at once; each file is held to max_file_bytes.
@@ -107,59 +104,24 @@ fn resolve(session: &Session, params: &mut Params) -> Result<Resolved, ApiError>
     })
 }
 
-/// A memo in canonical form, typed by `memo_type` or, without one, by its look (digits are
-/// an id, anything else text).
+/// A memo in canonical form (see [`Memo::parse`]), with SEP-12's messages.
 fn parse_memo(value: &str, memo_type: Option<&str>) -> Result<Memo, ApiError> {
-    let as_id = || {
-        value
-            .parse::<u64>()
-            .ok()
-            .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
-    };
-    match memo_type {
-        None => Ok(match as_id() {
-            Some(n) => Memo {
-                value: n.to_string(),
-                kind: MemoType::Id,
-            },
-            None => text_memo(value)?,
-        }),
-        Some("id") => as_id()
-            .map(|n| Memo {
-                value: n.to_string(),
-                kind: MemoType::Id,
-            })
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "memo {value:?} is not an id memo: a whole number from 0 to {}",
-                    u64::MAX
-                ))
-            }),
-        Some("text") => text_memo(value),
-        Some("hash") => match STANDARD.decode(value) {
-            Ok(bytes) if bytes.len() == 32 => Ok(Memo {
-                value: STANDARD.encode(bytes),
-                kind: MemoType::Hash,
-            }),
-            _ => Err(ApiError::bad_request(
-                "memo is not a hash memo: the base64 encoding of 32 bytes",
-            )),
-        },
-        Some(other) => Err(ApiError::bad_request(format!(
-            "memo_type {other:?} is not one of id, text, hash"
-        ))),
-    }
-}
-
-fn text_memo(value: &str) -> Result<Memo, ApiError> {
-    if value.len() > MAX_TEXT_MEMO_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "memo is longer than the {MAX_TEXT_MEMO_BYTES} bytes a text memo holds"
-        )));
-    }
-    Ok(Memo {
-        value: value.to_owned(),
-        kind: MemoType::Text,
+    Memo::parse(value, memo_type).map_err(|e| {
+        ApiError::bad_request(match e {
+            MemoError::UnknownType(other) => {
+                format!("memo_type {other:?} is not one of id, text, hash")
+            }
+            MemoError::Invalid(MemoType::Id) => format!(
+                "memo {value:?} is not an id memo: a whole number from 0 to {}",
+                u64::MAX
+            ),
+            MemoError::Invalid(MemoType::Hash) => {
+                "memo is not a hash memo: the base64 encoding of 32 bytes".into()
+            }
+            MemoError::Invalid(_) => {
+                format!("memo is longer than the {MAX_TEXT_MEMO_BYTES} bytes a text memo holds")
+            }
+        })
     })
 }
 
@@ -330,7 +292,12 @@ pub async fn put_customer(
         files: BTreeMap::new(),
         verifications: BTreeMap::new(),
     };
-    let requested = requested_fields(&anchor, &update.caller, &update.lookup).await?;
+    // Only a SEP-9 name no type collects needs the operator's requests (and their query).
+    let requested = if names_uncollected(&anchor, &params) {
+        requested_fields(&anchor, &update.caller, &update.lookup).await?
+    } else {
+        Vec::new()
+    };
     classify_fields(&anchor, &mut params, &mut update, &requested)?;
     // Binary fields become uploads of the caller's, attached by the PUT.
     let mut uploaded = Vec::new();
@@ -406,6 +373,21 @@ async fn requested_fields(
         .filter(|f| f.status == FieldStatus::Rejected.as_str())
         .map(|f| f.name)
         .collect())
+}
+
+/// Whether the request names a SEP-9 field (as a value, `_file_id` or `_verification`)
+/// that no configured type collects.
+fn names_uncollected(anchor: &AppState, params: &Params) -> bool {
+    params.text.keys().chain(params.files.keys()).any(|key| {
+        let name = if sep9::field(key).is_some() {
+            key.as_str()
+        } else {
+            key.strip_suffix("_verification")
+                .or_else(|| key.strip_suffix("_file_id"))
+                .unwrap_or(key)
+        };
+        sep9::field(name).is_some() && !anchor.config.kyc.collects(name)
+    })
 }
 
 /// Sorts the remaining parameters into SEP-9 values, `<field>_file_id` references and

@@ -142,18 +142,29 @@ pub async fn customers_accepted(
         let Some(customer) = customer else {
             return Ok(false);
         };
-        let query = CustomerQuery {
-            caller: Caller {
-                account,
-                token_memo: None,
-            },
-            lookup: Lookup::Id(customer.clone()),
-            kind: kind.clone(),
-            lang: "en".into(),
-        };
-        if anchor.customers.get(&query).await?.status != CustomerStatus::Accepted {
+        if customer_status(anchor, account, customer, kind).await? != CustomerStatus::Accepted {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// A customer's status for `kind`, as the sending anchor that registered it sees it: any
+/// memo of its base account (AMB-14). Another anchor's customer is `NotFound`.
+pub async fn customer_status(
+    anchor: &AppState,
+    sending_anchor: stellar::PublicKey,
+    customer_id: &str,
+    kind: &str,
+) -> Result<CustomerStatus, crate::kyc::KycError> {
+    let query = CustomerQuery {
+        caller: Caller {
+            account: sending_anchor,
+            token_memo: None,
+        },
+        lookup: Lookup::Id(customer_id.to_owned()),
+        kind: kind.to_owned(),
+        lang: "en".into(),
+    };
+    Ok(anchor.customers.get(&query).await?.status)
 }

@@ -17,7 +17,7 @@ use super::status::Status;
 use crate::anchor::AppState;
 use crate::config::{ReceiveAsset, STELLAR_DECIMALS};
 use crate::http::{ApiError, FormOrJson, PathSegment};
-use crate::kyc::{Caller, CustomerQuery, CustomerStatus, KycError, Lookup};
+use crate::kyc::{CustomerStatus, KycError, Memo, MemoError};
 use crate::store::{TransactionRow, TransitionError, iso_time, unix_now};
 
 /// A 400 whose body is one of SEP-31's structured errors rather than `{"error": text}`.
@@ -120,10 +120,6 @@ pub async fn post_transaction(
         Err(needed) => return Ok(needed),
     };
 
-    let owner = Caller {
-        account: session.account(),
-        token_memo: None,
-    };
     let mut customers = BTreeMap::new();
     for (key, kind) in [
         ("sender_id", &settings.sender_type),
@@ -140,14 +136,8 @@ pub async fn post_transaction(
             customers.insert(key, None);
             continue;
         };
-        let query = CustomerQuery {
-            caller: owner.clone(),
-            lookup: Lookup::Id(id.clone()),
-            kind: kind.clone(),
-            lang: "en".into(),
-        };
-        match anchor.customers.get(&query).await {
-            Ok(info) if info.status == CustomerStatus::Accepted => {}
+        match super::kyc::customer_status(&anchor, session.account(), &id, kind).await {
+            Ok(CustomerStatus::Accepted) => {}
             Ok(_) => return Ok(customer_info_needed(kind)),
             Err(KycError::NotFound(_)) => {
                 return Err(ApiError::bad_request(format!(
@@ -316,18 +306,15 @@ fn refund_memo(body: &Map<String, Value>) -> Result<Option<(String, String)>, Ap
             ));
         }
     };
-    use base64::Engine;
-    let valid = match kind.as_str() {
-        "id" => memo.bytes().all(|b| b.is_ascii_digit()) && memo.parse::<u64>().is_ok(),
-        "text" => memo.len() <= 28,
-        "hash" => base64::engine::general_purpose::STANDARD
-            .decode(&memo)
-            .is_ok_and(|b| b.len() == 32),
-        other => {
+    // Checked as a Stellar memo of that type; kept as sent, for the refund payment.
+    let valid = match Memo::parse(&memo, Some(&kind)) {
+        Ok(_) => true,
+        Err(MemoError::UnknownType(other)) => {
             return Err(ApiError::bad_request(format!(
                 "refund_memo_type {other:?} is not one of id, text, hash"
             )));
         }
+        Err(MemoError::Invalid(_)) => false,
     };
     if !valid {
         return Err(ApiError::bad_request(format!(
