@@ -96,18 +96,24 @@ impl Store {
         memo: &str,
         memo_type: &str,
     ) -> StoreResult<CustomerRow> {
-        let now = unix_now();
-        on_pool!(self, pool => sqlx::query("INSERT INTO customers (id, account, memo, memo_type, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (account, memo) DO NOTHING")
-            .bind(new_id)
-            .bind(account)
-            .bind(memo)
-            .bind(memo_type)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        let row = self.customer_by_identity(account, memo).await?;
-        row.ok_or_else(|| super::StoreError::Database(sqlx::Error::RowNotFound))
+        // The row found by the insert's conflict may be erased before it is read back (a
+        // concurrent DELETE): then insert again.
+        for _ in 0..3 {
+            let now = unix_now();
+            on_pool!(self, pool => sqlx::query("INSERT INTO customers (id, account, memo, memo_type, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (account, memo) DO NOTHING")
+                .bind(new_id)
+                .bind(account)
+                .bind(memo)
+                .bind(memo_type)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if let Some(row) = self.customer_by_identity(account, memo).await? {
+                return Ok(row);
+            }
+        }
+        Err(super::StoreError::Unavailable(sqlx::Error::RowNotFound))
     }
 
     pub async fn customer_fields(&self, customer_id: &str) -> StoreResult<Vec<FieldRow>> {
