@@ -39,6 +39,10 @@ pub struct Anchor {
     pub receive_assets: Vec<crate::config::ReceiveAsset>,
     /// Wakes the callback sender when something was queued.
     pub outbox_wake: tokio::sync::Notify,
+    /// Where the payment watcher reads payments: Horizon, or the embedder's own source.
+    pub payment_source: Arc<dyn crate::watcher::source::PaymentSource>,
+    /// The watcher's streams in this process, for `/health`.
+    pub streams: crate::watcher::Streams,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,7 @@ impl Anchor {
             customers,
             sep31_receiver,
             fees,
+            payment_source,
             ..
         } = extensions;
         let mut generated = Vec::new();
@@ -114,6 +119,14 @@ impl Anchor {
             config.jwt_lifetime.as_secs(),
         );
         let horizon = Horizon::new(&config.horizon_url, config.horizon_timeout)?;
+        let payment_source = match payment_source {
+            Some(source) => source,
+            None => Arc::new(crate::watcher::source::HorizonSource::new(
+                horizon
+                    .clone()
+                    .with_stream_silence(config.watcher.silence_timeout)?,
+            )),
+        };
         let http = reqwest::Client::builder()
             .user_agent(concat!("capstan/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::limited(3))
@@ -154,6 +167,8 @@ impl Anchor {
             customers,
             files,
             outbox_wake: tokio::sync::Notify::new(),
+            payment_source,
+            streams: crate::watcher::Streams::default(),
         })
     }
 }

@@ -13,16 +13,18 @@ use stellar::{Keypair, Network, PublicKey};
 
 mod kyc;
 mod sep31;
+mod watcher;
 
 pub use kyc::{AdminConfig, BusinessServer, CustomerType, KycConfig, ReviewMode};
 pub use sep31::{ReceiveAsset, ReceiveSettings, STELLAR_DECIMALS, Sep31Config, TransactionField};
+pub use watcher::{ShortPayments, StartAt, WatcherConfig};
 
 /// Where `capstan` looks for its configuration when neither `--config` nor `CAPSTAN_CONFIG`
 /// names a file.
 pub const DEFAULT_CONFIG_FILE: &str = "capstan.toml";
 const ENV_PREFIX: &str = "CAPSTAN_";
 const SECTIONS: &[&str] = &[
-    "server", "stellar", "auth", "database", "toml", "kyc", "admin", "sep31",
+    "server", "stellar", "auth", "database", "toml", "kyc", "admin", "sep31", "watcher",
 ];
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -109,6 +111,8 @@ struct FileConfig {
     admin: kyc::AdminSection,
     #[serde(default)]
     sep31: sep31::Sep31Section,
+    #[serde(default)]
+    watcher: watcher::WatcherSection,
     #[serde(default)]
     documentation: BTreeMap<String, String>,
     #[serde(default)]
@@ -302,6 +306,7 @@ pub struct Config {
     /// The operator API; `None` when no `admin.api_key` is configured.
     pub admin: Option<AdminConfig>,
     pub sep31: Sep31Config,
+    pub watcher: WatcherConfig,
 }
 
 /// The `[DOCUMENTATION]` keys SEP-1 defines.
@@ -402,6 +407,7 @@ impl Config {
             kyc,
             admin,
             sep31,
+            watcher,
             documentation,
             assets,
         } = file;
@@ -668,6 +674,7 @@ impl Config {
             sep31,
             kyc,
             admin: kyc::validate_admin(admin)?,
+            watcher: watcher::validate_watcher(watcher)?,
         })
     }
 

@@ -9,10 +9,15 @@ use crate::anchor::AppState;
 
 pub async fn health(State(anchor): State<AppState>) -> (StatusCode, Json<Value>) {
     match anchor.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION") })),
-        ),
+        Ok(()) => {
+            let mut body =
+                json!({ "status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION") });
+            let streams = anchor.streams.snapshot();
+            if !streams.is_empty() {
+                body["watcher"] = json!({ "streams": streams });
+            }
+            (StatusCode::OK, Json(body))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "health check: database unavailable");
             (

@@ -16,6 +16,7 @@ pub mod sep12;
 pub mod sep31;
 pub mod server;
 pub mod store;
+pub mod watcher;
 
 pub use anchor::{Anchor, AppState};
 pub use config::Config;

@@ -33,6 +33,9 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Run only the payment watcher (and the callbacks it causes), for a deployment that
+    /// runs it apart from the API; `serve` runs it too unless watcher.enabled = false.
+    Watch,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Init { path, force } => init(&path, force),
         Command::Migrate => runtime.block_on(migrate(cli.config)),
         Command::Serve => runtime.block_on(serve(cli.config)),
+        Command::Watch => runtime.block_on(watch(cli.config)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,6 +139,7 @@ async fn serve(config: Option<PathBuf>) -> Result<(), String> {
             config.sep31.sending_anchors.len()
         );
     }
+    print_watcher(anchor, false);
     match running.admin_addr {
         Some(addr) => {
             println!("  admin API:   http://{addr} (Authorization: Bearer <admin.api_key>)")
@@ -157,6 +162,42 @@ async fn serve(config: Option<PathBuf>) -> Result<(), String> {
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+async fn watch(config: Option<PathBuf>) -> Result<(), String> {
+    let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+    let watching = capstan::server::start_watching(config, Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "capstan {} watching payments ({})",
+        env!("CARGO_PKG_VERSION"),
+        watching.anchor.config.network.passphrase()
+    );
+    print_watcher(&watching.anchor, true);
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    watching.shutdown().await;
+    Ok(())
+}
+
+fn print_watcher(anchor: &capstan::anchor::Anchor, watch_command: bool) {
+    let accounts = capstan::watcher::accounts(anchor);
+    let watcher = &anchor.config.watcher;
+    if !watcher.enabled && !watch_command {
+        println!(
+            "  watcher:     off in this process (watcher.enabled = false; run `capstan watch`)"
+        );
+    } else if accounts.is_empty() {
+        println!("  watcher:     no asset is received, nothing to watch");
+    } else {
+        println!(
+            "  watcher:     {} account(s) on {}: {}",
+            accounts.len(),
+            anchor.config.horizon_url,
+            accounts.join(", ")
+        );
+    }
 }
 
 async fn wait_for_signal() {

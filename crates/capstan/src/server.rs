@@ -13,7 +13,7 @@ use crate::anchor::{Anchor, AppState, StartError};
 use crate::config::Config;
 use crate::kyc::Customers;
 use crate::store::{Store, unix_now};
-use crate::{admin, http, notify, sep31};
+use crate::{admin, http, notify, sep31, watcher};
 
 /// What an embedding binary (or a test) adds to the anchor.
 #[derive(Default)]
@@ -26,6 +26,8 @@ pub struct Extensions {
     pub sep31_receiver: Option<Arc<dyn crate::sep31::integration::Sep31Receiver>>,
     /// Replaces the configured fees.
     pub fees: Option<Arc<dyn crate::sep31::integration::Fees>>,
+    /// Replaces Horizon as the payment watcher's source of payments.
+    pub payment_source: Option<Arc<dyn crate::watcher::source::PaymentSource>>,
 }
 
 /// A running anchor. Dropping it does not stop it; call [`Running::shutdown`].
@@ -98,13 +100,9 @@ pub async fn start_with(
         }
         None => None,
     };
-    let store = Store::connect(&config.database_url, config.database_max_connections)
-        .await
-        .map_err(StartError::from)?;
-    store.migrate().await.map_err(StartError::from)?;
     let mut extensions = extensions;
     let extra = extensions.routes.take();
-    let anchor = Arc::new(Anchor::new(config, store, extensions).await?);
+    let anchor = open_anchor(config, extensions).await?;
     let addr = listener.local_addr().map_err(|e| ServeError::Bind {
         addr: anchor.config.listen,
         reason: e.to_string(),
@@ -143,6 +141,9 @@ pub async fn start_with(
         }));
     }
     tasks.push(tokio::spawn(notify::run(anchor.clone(), stopped.clone())));
+    if anchor.config.watcher.enabled {
+        tasks.push(tokio::spawn(watcher::run(anchor.clone(), stopped.clone())));
+    }
     tasks.push(tokio::spawn(sep31::expiry::run(
         anchor.clone(),
         stopped.clone(),
@@ -158,6 +159,48 @@ pub async fn start_with(
         stop,
         tasks,
     })
+}
+
+async fn open_anchor(config: Config, extensions: Extensions) -> Result<AppState, StartError> {
+    let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+    store.migrate().await?;
+    Ok(Arc::new(Anchor::new(config, store, extensions).await?))
+}
+
+/// The payment watcher on its own (`capstan watch`, the seeds' separate
+/// `watch_transactions` process), with the callback sender for the changes it makes.
+pub struct Watching {
+    pub anchor: AppState,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub async fn start_watching(
+    config: Config,
+    extensions: Extensions,
+) -> Result<Watching, StartError> {
+    let anchor = open_anchor(config, extensions).await?;
+    let (stop, stopped) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(watcher::run(anchor.clone(), stopped.clone())),
+        tokio::spawn(notify::run(anchor.clone(), stopped)),
+    ];
+    Ok(Watching {
+        anchor,
+        stop,
+        tasks,
+    })
+}
+
+impl Watching {
+    /// Stops the streams (a batch being written finishes first) and the sender.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.anchor.store.close().await;
+    }
 }
 
 impl Running {

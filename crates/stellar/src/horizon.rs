@@ -7,10 +7,18 @@ use serde::Deserialize;
 use crate::keys::PublicKey;
 use crate::sep10::AccountSigners;
 
+pub mod payments;
+
+/// How long a stream may stay silent (no byte at all) before it counts as dead.
+pub const DEFAULT_STREAM_SILENCE: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone)]
 pub struct Horizon {
     http: reqwest::Client,
+    /// For streams: no limit on the whole response, only on silence between reads.
+    stream_http: reqwest::Client,
     base_url: String,
+    timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +29,13 @@ pub enum HorizonError {
     Status { status: u16, url: String },
     #[error("Horizon sent a response that could not be read: {0}")]
     BadResponse(String),
+    #[error("Horizon answered {status} for {url}")]
+    Rejected {
+        status: u16,
+        url: String,
+        /// From a `Retry-After` header (429, 503).
+        retry_after: Option<Duration>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,8 +66,16 @@ impl Horizon {
             .map_err(|e| HorizonError::Unreachable(e.to_string()))?;
         Ok(Horizon {
             http,
+            stream_http: stream_client(timeout, DEFAULT_STREAM_SILENCE)?,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            timeout,
         })
+    }
+
+    /// The same client, with streams that count as dead after `silence` without a byte.
+    pub fn with_stream_silence(mut self, silence: Duration) -> Result<Self, HorizonError> {
+        self.stream_http = stream_client(self.timeout, silence)?;
+        Ok(self)
     }
 
     pub fn base_url(&self) -> &str {
@@ -93,4 +116,16 @@ impl Horizon {
             medium_threshold: body.thresholds.med_threshold,
         }))
     }
+}
+
+fn stream_client(
+    connect_timeout: Duration,
+    silence: Duration,
+) -> Result<reqwest::Client, HorizonError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .read_timeout(silence)
+        .user_agent(concat!("capstan/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| HorizonError::Unreachable(e.to_string()))
 }

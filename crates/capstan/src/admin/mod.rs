@@ -3,6 +3,7 @@
 //! transactions join it later.
 
 mod customers;
+mod payments;
 mod transactions;
 
 use axum::Router;
@@ -40,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/transactions/{id}/error", post(transactions::mark_error))
         .route("/admin/transactions/{id}/refund", post(transactions::refund))
+        .route("/admin/payments", get(payments::list))
+        .route("/admin/payments/{id}", get(payments::show))
+        .route("/admin/payments/{id}/attach", post(payments::attach))
+        .route("/admin/payments/{id}/refund", post(payments::refund))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

@@ -38,7 +38,7 @@ pub struct ListQuery {
     before_id: Option<String>,
 }
 
-fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+pub(super) fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -157,11 +157,26 @@ async fn detail(anchor: &AppState, row: &TransactionRow) -> Result<Value, ApiErr
         })
         .collect();
     value["events"] = json!(events);
+    // The payments that funded it, or that named it and were held.
+    let payments = anchor
+        .store
+        .list_incoming_payments(&crate::store::PaymentFilter {
+            transaction_id: Some(row.id.clone()),
+            limit: MAX_PAGE,
+            ..Default::default()
+        })
+        .await?;
+    value["payments"] = json!(
+        payments
+            .iter()
+            .map(super::payments::payment_json)
+            .collect::<Vec<_>>()
+    );
     Ok(value)
 }
 
 /// A required, non-empty text member of a JSON body.
-fn required_text(body: &Value, key: &str, why: &str) -> Result<String, ApiError> {
+pub(super) fn required_text(body: &Value, key: &str, why: &str) -> Result<String, ApiError> {
     match body.get(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => {
             no_nul(key, s)?;
@@ -171,7 +186,7 @@ fn required_text(body: &Value, key: &str, why: &str) -> Result<String, ApiError>
     }
 }
 
-fn optional_text(body: &Value, key: &str) -> Result<Option<String>, ApiError> {
+pub(super) fn optional_text(body: &Value, key: &str) -> Result<Option<String>, ApiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),

@@ -14,13 +14,17 @@ mod auth;
 mod callbacks;
 mod customers;
 mod files;
+mod payments;
 mod secrets;
 mod transactions;
 
 pub use callbacks::{CallbackRow, OutboxRow};
 pub use customers::{CustomerRow, Erased, FieldRow, FieldWrite};
 pub use files::FileRow;
-pub use transactions::{EventRow, TransactionFilter, TransactionRow, TransitionError};
+pub use payments::{BatchWritten, Funding, PaymentFilter, PaymentRecord, PaymentRow, Resolved};
+pub use transactions::{
+    EventRow, TransactionFilter, TransactionRow, TransitionError, prepare_transition,
+};
 
 #[derive(Debug, Clone)]
 pub enum Store {

@@ -74,6 +74,92 @@ const COLUMNS: &str = "id, sending_anchor, status, status_message, asset_code, a
 /// How often a transition re-reads a row that changed under it before giving up.
 const CAS_ATTEMPTS: usize = 8;
 
+/// The writes of one status change, inside a database transaction the caller holds: the row
+/// (compare-and-set on `version`), its event and, with a registered URL, the callback.
+/// Evaluates to whether the row was written (false: it changed since it was read). A macro
+/// because each backend's transaction is its own type; every caller passes a row made by
+/// [`prepare_transition`].
+macro_rules! write_transition {
+    ($tx:ident, $current:expr, $next:expr, $actor:expr, $reason:expr, $callback_body:expr) => {{
+            let written = sqlx::query("UPDATE transactions SET status = $3, status_message = $4, amount_in = $5, amount_fee = $6, amount_out = $7, fee_details = $8, stellar_account_id = $9, stellar_memo_type = $10, stellar_memo = $11, required_info_message = $12, required_info_updates = $13, stellar_transaction_id = $14, external_transaction_id = $15, refunds = $16, paid = $17, version = $18, updated_at = $19, completed_at = $20, expires_at = $21, sender_id = $22, receiver_id = $23, fields = $24 \
+                 WHERE id = $1 AND version = $2")
+                .bind(&$next.id)
+                .bind($current.version)
+                .bind(&$next.status)
+                .bind(&$next.status_message)
+                .bind(&$next.amount_in)
+                .bind(&$next.amount_fee)
+                .bind(&$next.amount_out)
+                .bind(&$next.fee_details)
+                .bind(&$next.stellar_account_id)
+                .bind(&$next.stellar_memo_type)
+                .bind(&$next.stellar_memo)
+                .bind(&$next.required_info_message)
+                .bind(&$next.required_info_updates)
+                .bind(&$next.stellar_transaction_id)
+                .bind(&$next.external_transaction_id)
+                .bind(&$next.refunds)
+                .bind($next.paid)
+                .bind($next.version)
+                .bind($next.updated_at)
+                .bind($next.completed_at)
+                .bind($next.expires_at)
+                .bind(&$next.sender_id)
+                .bind(&$next.receiver_id)
+                .bind(&$next.fields)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if written {
+                sqlx::query("INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(&$next.id)
+                    .bind(&$current.status)
+                    .bind(&$next.status)
+                    .bind($actor)
+                    .bind($reason)
+                    .bind($next.updated_at)
+                    .execute(&mut *$tx)
+                    .await?;
+                if let (Some(url), Some(body)) = (&$next.callback_url, $callback_body) {
+                    sqlx::query("INSERT INTO callback_outbox (subject, url, body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $4)")
+                        .bind(format!("transaction:{}", $next.id))
+                        .bind(url)
+                        .bind(body)
+                        .bind($next.updated_at)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+            }
+            written
+    }};
+}
+pub(crate) use write_transition;
+
+/// The row a status change writes: `edit` sets what changes with the status (amounts, a
+/// message, ids), then the rules of [`status::check`] decide. Every status change, through
+/// [`Store::transition`] or inside a larger database transaction, is made by this function.
+pub fn prepare_transition(
+    current: &TransactionRow,
+    to: Status,
+    edit: impl Fn(&mut TransactionRow),
+) -> Result<TransactionRow, IllegalTransition> {
+    let mut next = current.clone();
+    edit(&mut next);
+    // A payment that arrived stays arrived: no edit can make a paid transaction look
+    // unpaid (and so expire, or wait for a second payment).
+    next.paid |= current.paid;
+    let now = unix_now();
+    next.status = to.as_str().to_owned();
+    next.updated_at = now;
+    next.version = current.version + 1;
+    if to == Status::Completed {
+        next.completed_at = Some(now);
+    }
+    status::check(current.status(), to, Facts { paid: next.paid })?;
+    Ok(next)
+}
+
 impl Store {
     /// Stores a new transaction and its first event. Returns false when its memo is taken
     /// (the caller draws another).
@@ -148,6 +234,17 @@ impl Store {
         )
     }
 
+    /// The transaction a memo value names (memos are unique, SEP31-26).
+    pub async fn transaction_by_memo(&self, memo: &str) -> StoreResult<Option<TransactionRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM transactions WHERE stellar_memo = $1");
+        Ok(
+            on_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(memo)
+                .fetch_optional(pool)
+                .await)?,
+        )
+    }
+
     pub async fn transaction_events(&self, id: &str) -> StoreResult<Vec<EventRow>> {
         Ok(
             on_pool!(self, pool => sqlx::query_as::<_, EventRow>("SELECT id, from_status, to_status, actor, reason, at FROM transaction_events WHERE transaction_id = $1 ORDER BY id")
@@ -189,19 +286,7 @@ impl Store {
                 .transaction(id)
                 .await?
                 .ok_or_else(|| TransitionError::NotFound(id.to_owned()))?;
-            let mut next = current.clone();
-            edit(&mut next);
-            // A payment that arrived stays arrived: no edit can make a paid transaction
-            // look unpaid (and so expire, or wait for a second payment).
-            next.paid |= current.paid;
-            let now = unix_now();
-            next.status = to.as_str().to_owned();
-            next.updated_at = now;
-            next.version = current.version + 1;
-            if to == Status::Completed {
-                next.completed_at = Some(now);
-            }
-            status::check(current.status(), to, Facts { paid: next.paid })?;
+            let next = prepare_transition(&current, to, &edit)?;
             let body = next.callback_url.as_ref().map(|_| render(&next));
             if self
                 .write_transition(&current, &next, actor, reason, body.as_deref())
@@ -223,56 +308,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let written = sqlx::query("UPDATE transactions SET status = $3, status_message = $4, amount_in = $5, amount_fee = $6, amount_out = $7, fee_details = $8, stellar_account_id = $9, stellar_memo_type = $10, stellar_memo = $11, required_info_message = $12, required_info_updates = $13, stellar_transaction_id = $14, external_transaction_id = $15, refunds = $16, paid = $17, version = $18, updated_at = $19, completed_at = $20, expires_at = $21, sender_id = $22, receiver_id = $23, fields = $24 \
-                 WHERE id = $1 AND version = $2")
-                .bind(&next.id)
-                .bind(current.version)
-                .bind(&next.status)
-                .bind(&next.status_message)
-                .bind(&next.amount_in)
-                .bind(&next.amount_fee)
-                .bind(&next.amount_out)
-                .bind(&next.fee_details)
-                .bind(&next.stellar_account_id)
-                .bind(&next.stellar_memo_type)
-                .bind(&next.stellar_memo)
-                .bind(&next.required_info_message)
-                .bind(&next.required_info_updates)
-                .bind(&next.stellar_transaction_id)
-                .bind(&next.external_transaction_id)
-                .bind(&next.refunds)
-                .bind(next.paid)
-                .bind(next.version)
-                .bind(next.updated_at)
-                .bind(next.completed_at)
-                .bind(next.expires_at)
-                .bind(&next.sender_id)
-                .bind(&next.receiver_id)
-                .bind(&next.fields)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if written {
-                sqlx::query("INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(&next.id)
-                    .bind(&current.status)
-                    .bind(&next.status)
-                    .bind(actor)
-                    .bind(reason)
-                    .bind(next.updated_at)
-                    .execute(&mut *tx)
-                    .await?;
-                if let (Some(url), Some(body)) = (&next.callback_url, callback_body) {
-                    sqlx::query("INSERT INTO callback_outbox (subject, url, body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $4)")
-                        .bind(format!("transaction:{}", next.id))
-                        .bind(url)
-                        .bind(body)
-                        .bind(next.updated_at)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+            let written = write_transition!(tx, current, next, actor, reason, callback_body);
             tx.commit().await?;
             Ok::<_, sqlx::Error>(written)
         })?;

@@ -143,7 +143,8 @@ impl TestApp {
             "[server]\nlisten = \"127.0.0.1:{port}\"\nbase_url = \"http://127.0.0.1:{port}\"\n\
              [stellar]\nhorizon_url = \"{}\"\nsigning_seed = \"{}\"\n\
              [auth]\njwt_secret = \"{JWT_SECRET}\"\n\
-             [database]\nurl = \"{database_url}\"\n",
+             [database]\nurl = \"{database_url}\"\n\
+             [watcher]\nenabled = false\n",
             horizon.url,
             server_key.secret_seed(),
         );

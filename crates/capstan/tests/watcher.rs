@@ -1,0 +1,802 @@
+//! The payment watcher, black-box: the real anchor on a real port streams a fake Horizon
+//! (`fake-horizon`, Horizon's SSE and JSON shapes), and what it did is read back through
+//! SEP-31 `GET /transactions/:id` and the admin API. On SQLite and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml, json_of};
+use fake_horizon::{Asset, FakeHorizon, Memo, Op, Tx};
+use serde_json::{Value, json};
+use stellar::{ClientAccount, Keypair};
+
+/// An anchor receiving USDC (fixed fee 1) at a fresh distribution account, streaming a fake
+/// Horizon, with a logged-in sending anchor. No SEP-31 customer types are configured, so a
+/// POST is payable at once (KYC has its own tests).
+struct World {
+    app: TestApp,
+    horizon: FakeHorizon,
+    issuer: String,
+    distribution: String,
+    token: String,
+    /// The sending anchor's account, which pays.
+    payer: String,
+    sender: Keypair,
+}
+
+fn g(key: &Keypair) -> String {
+    key.public_key().to_string()
+}
+
+fn world_toml(horizon: &FakeHorizon, issuer: &str, distribution: &str, extra: &str) -> String {
+    format!(
+        "[stellar]\nhorizon_url = \"{}\"\n\
+         [watcher]\nenabled = true\nstart = \"0\"\nmax_backoff_secs = 1\n{extra}\n\
+         [[assets]]\ncode = \"USDC\"\nissuer = \"{issuer}\"\ndistribution_account = \"{distribution}\"\n\
+         [sep31.assets.USDC]\nfee_fixed = \"1\"\n\
+         [kyc.types.individual]\nfields = [\"first_name\"]\n\
+         {}",
+        horizon.url(),
+        admin_toml()
+    )
+}
+
+async fn world(db: Option<String>, watcher_toml: &str) -> World {
+    let horizon = FakeHorizon::start().await;
+    let issuer = g(&Keypair::random());
+    let distribution = g(&Keypair::random());
+    let app = TestApp::spawn_with(AppOptions {
+        toml: world_toml(&horizon, &issuer, &distribution, watcher_toml),
+        database_url: db,
+        ..Default::default()
+    })
+    .await;
+    let sender = Keypair::random();
+    let token = app.token_for(&sender, None).await;
+    World {
+        app,
+        horizon,
+        issuer,
+        distribution,
+        token,
+        payer: g(&sender),
+        sender,
+    }
+}
+
+impl World {
+    fn usdc(&self) -> Asset {
+        Asset::credit("USDC", &self.issuer)
+    }
+
+    /// POST /transactions: (id, memo).
+    async fn create(&self, amount: &str) -> (String, u64) {
+        let response = self
+            .app
+            .http
+            .post(format!("{}/sep31/transactions", self.app.url))
+            .bearer_auth(&self.token)
+            .json(&json!({"amount": amount, "asset_code": "USDC", "funding_method": "SEPA"}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["stellar_account_id"], self.distribution.as_str());
+        assert_eq!(body["stellar_memo_type"], "id");
+        let memo = body["stellar_memo"].as_str().unwrap().parse().unwrap();
+        (body["id"].as_str().unwrap().to_owned(), memo)
+    }
+
+    /// A plain payment of USDC to the distribution account; returns its paging token.
+    fn pay(&self, memo: Memo, amount: &str) -> String {
+        self.submit(Tx::new(
+            &self.payer,
+            memo,
+            vec![Op::Payment {
+                from: None,
+                to: self.distribution.clone(),
+                asset: self.usdc(),
+                amount: amount.into(),
+            }],
+        ))
+    }
+
+    /// Submits a transaction; returns the paging token of its last operation.
+    fn submit(&self, tx: Tx) -> String {
+        let tokens = self.horizon.submit(tx);
+        tokens.last().cloned().expect("an operation")
+    }
+
+    async fn transaction(&self, id: &str) -> Value {
+        let response = self
+            .app
+            .http
+            .get(format!("{}/sep31/transactions/{id}", self.app.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 200, "{body}");
+        body["transaction"].clone()
+    }
+
+    async fn wait_status(&self, id: &str, status: &str) -> Value {
+        for _ in 0..400 {
+            let t = self.transaction(id).await;
+            if t["status"] == status {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "transaction {id} never became {status}: {}",
+            self.transaction(id).await
+        );
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .app
+            .http
+            .request(method, format!("{}{path}", self.app.admin_url()))
+            .bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        json_of(request.send().await.unwrap()).await
+    }
+
+    async fn payments(&self, query: &str) -> Vec<Value> {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/payments?{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["payments"].as_array().unwrap().clone()
+    }
+
+    /// Waits until the watcher recorded `n` payments in all.
+    async fn wait_recorded(&self, n: usize) -> Vec<Value> {
+        for _ in 0..400 {
+            let payments = self.payments("limit=200").await;
+            if payments.len() >= n {
+                return payments;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "the watcher recorded {} payments, not {n}",
+            self.payments("limit=200").await.len()
+        );
+    }
+
+    /// Waits until the stream has passed the newest record (its stored cursor is Horizon's
+    /// latest paging token), so anything not recorded by then was ignored.
+    async fn wait_caught_up(&self) {
+        let latest = self
+            .horizon
+            .latest_token()
+            .expect("something was submitted");
+        for _ in 0..400 {
+            let cursor = self
+                .app
+                .running
+                .anchor
+                .store
+                .watcher_cursor(&self.distribution)
+                .await
+                .unwrap();
+            if cursor.as_deref() == Some(latest.as_str()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the watcher never reached cursor {latest}");
+    }
+}
+
+// ---- the two backends ---------------------------------------------------------------------
+
+macro_rules! on_both_backends {
+    ($($name:ident => $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test]
+        async fn $sqlite() {
+            $name(None).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            let Some(url) = common::postgres_url(stringify!($name)).await else {
+                return;
+            };
+            $name(Some(url)).await;
+        }
+    )*};
+}
+
+on_both_backends! {
+    each_payment_kind_funds_its_transaction => each_payment_kind_funds_its_transaction_sqlite, each_payment_kind_funds_its_transaction_postgres;
+    odd_payments_are_held_with_their_reason => odd_payments_are_held_with_their_reason_sqlite, odd_payments_are_held_with_their_reason_postgres;
+    failed_outgoing_and_other_records_are_ignored => failed_outgoing_and_other_records_are_ignored_sqlite, failed_outgoing_and_other_records_are_ignored_postgres;
+    a_restart_resumes_from_the_stored_cursor => a_restart_resumes_from_the_stored_cursor_sqlite, a_restart_resumes_from_the_stored_cursor_postgres;
+    dropped_streams_and_errors_lose_and_double_nothing => dropped_streams_and_errors_lose_and_double_nothing_sqlite, dropped_streams_and_errors_lose_and_double_nothing_postgres;
+    the_operator_attaches_or_refunds_held_payments => the_operator_attaches_or_refunds_held_payments_sqlite, the_operator_attaches_or_refunds_held_payments_postgres;
+    short_payments_can_be_accepted_by_configuration => short_payments_can_be_accepted_by_configuration_sqlite, short_payments_can_be_accepted_by_configuration_postgres;
+}
+
+/// payment, both path payments, a muxed destination carrying the id, and a fee bump: each
+/// funds its transaction with what arrived, recording the Stellar transaction.
+async fn each_payment_kind_funds_its_transaction(db: Option<String>) {
+    let w = world(db, "").await;
+    let (plain, plain_memo) = w.create("100").await;
+    let (send, send_memo) = w.create("50").await;
+    let (receive, receive_memo) = w.create("25.5").await;
+    let (muxed, muxed_memo) = w.create("10").await;
+    let (bumped, bumped_memo) = w.create("12").await;
+
+    w.pay(Memo::Id(plain_memo), "100");
+    let xlm = Asset::Native;
+    w.submit(Tx::new(
+        &w.payer,
+        Memo::Id(send_memo),
+        vec![Op::PathPaymentStrictSend {
+            from: None,
+            to: w.distribution.clone(),
+            send_asset: xlm.clone(),
+            send_amount: "400".into(),
+            dest_asset: w.usdc(),
+            dest_amount: "50".into(),
+            dest_min: "49".into(),
+        }],
+    ));
+    w.submit(Tx::new(
+        &w.payer,
+        Memo::Id(receive_memo),
+        vec![Op::PathPaymentStrictReceive {
+            from: None,
+            to: w.distribution.clone(),
+            send_asset: xlm,
+            send_max: "300".into(),
+            send_amount: "290".into(),
+            dest_asset: w.usdc(),
+            dest_amount: "25.5".into(),
+        }],
+    ));
+    let distribution_key = stellar::PublicKey::from_strkey(&w.distribution).unwrap();
+    let to_muxed = ClientAccount {
+        account: distribution_key,
+        memo: Some(muxed_memo),
+        muxed: true,
+    }
+    .sub();
+    w.submit(Tx::new(
+        &w.payer,
+        Memo::None,
+        vec![Op::Payment {
+            from: None,
+            to: to_muxed,
+            asset: w.usdc(),
+            amount: "10".into(),
+        }],
+    ));
+    let mut fee_bump = Tx::new(
+        &w.payer,
+        Memo::Id(bumped_memo),
+        vec![Op::Payment {
+            from: None,
+            to: w.distribution.clone(),
+            asset: w.usdc(),
+            amount: "12".into(),
+        }],
+    );
+    fee_bump.fee_bump = Some(g(&Keypair::random()));
+    w.submit(fee_bump);
+
+    for (id, amount_in, amount_out) in [
+        (&plain, "100", "99"),
+        (&send, "50", "49"),
+        (&receive, "25.5", "24.5"),
+        (&muxed, "10", "9"),
+        (&bumped, "12", "11"),
+    ] {
+        let t = w.wait_status(id, "pending_receiver").await;
+        assert_eq!(t["amount_in"], amount_in, "{t}");
+        assert_eq!(t["amount_fee"], "1", "{t}");
+        assert_eq!(t["amount_out"], amount_out, "{t}");
+        let hash = t["stellar_transaction_id"].as_str().unwrap_or_default();
+        assert_eq!(
+            hash.len(),
+            64,
+            "the funding transaction's hash is recorded: {t}"
+        );
+    }
+    let payments = w.payments("outcome=matched").await;
+    assert_eq!(payments.len(), 5);
+    for p in &payments {
+        assert_eq!(p["outcome"], "matched");
+        assert_eq!(p["asset"], format!("USDC:{}", w.issuer));
+        let t = w.transaction(p["transaction_id"].as_str().unwrap()).await;
+        assert_eq!(t["stellar_transaction_id"], p["stellar_transaction_id"]);
+    }
+    let kinds: std::collections::BTreeSet<&str> = payments
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "path_payment_strict_receive",
+            "path_payment_strict_send",
+            "payment"
+        ]
+        .into_iter()
+        .collect()
+    );
+    let muxed_payment = payments
+        .iter()
+        .find(|p| p["transaction_id"] == muxed.as_str())
+        .unwrap();
+    assert_eq!(muxed_payment["to_muxed_id"], muxed_memo.to_string());
+    assert_eq!(muxed_payment["memo_type"], "none");
+    // The fee-bumped payment names the outer (fee-bump) transaction, as Horizon does.
+    let bumped_payment = payments
+        .iter()
+        .find(|p| p["transaction_id"] == bumped.as_str())
+        .unwrap();
+    assert_eq!(bumped_payment["memo"], bumped_memo.to_string());
+
+    // The history says who funded it and with what.
+    let (status, detail) = w
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/transactions/{plain}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let last = detail["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["from"], "pending_sender");
+    assert_eq!(last["to"], "pending_receiver");
+    assert_eq!(last["actor"], "watcher");
+    assert_eq!(detail["payments"].as_array().unwrap().len(), 1);
+    w.app.running.shutdown().await;
+}
+
+/// Nothing is guessed: each odd payment is recorded, unmatched, with its reason; the
+/// transactions stay as they were, and those a memo names show the held payment.
+async fn odd_payments_are_held_with_their_reason(db: Option<String>) {
+    let w = world(db, "").await;
+    let (wrong_asset, wrong_asset_memo) = w.create("20").await;
+    let (short, short_memo) = w.create("20").await;
+    let (twice, twice_memo) = w.create("20").await;
+    let (text_memo, text_memo_memo) = w.create("20").await;
+
+    w.pay(Memo::None, "5");
+    w.pay(Memo::Id(4242), "5");
+    w.submit(Tx::new(
+        &w.payer,
+        Memo::Id(wrong_asset_memo),
+        vec![Op::Payment {
+            from: None,
+            to: w.distribution.clone(),
+            asset: Asset::credit("USDC", &g(&Keypair::random())),
+            amount: "20".into(),
+        }],
+    ));
+    w.pay(Memo::Id(short_memo), "19.9999999");
+    w.pay(Memo::Id(twice_memo), "20");
+    w.pay(Memo::Id(twice_memo), "20");
+    w.pay(Memo::Text(text_memo_memo.to_string()), "20");
+
+    let payments = w.wait_recorded(7).await;
+    let held: Vec<&Value> = payments
+        .iter()
+        .filter(|p| p["outcome"] == "unmatched")
+        .collect();
+    assert_eq!(held.len(), 6, "{payments:?}");
+    let reason_of = |memo: Option<String>, memo_type: &str| -> Vec<String> {
+        held.iter()
+            .filter(|p| {
+                p["memo"].as_str().map(str::to_owned) == memo && p["memo_type"] == memo_type
+            })
+            .map(|p| p["reason"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(reason_of(None, "none"), ["no_memo"]);
+    assert_eq!(reason_of(Some("4242".into()), "id"), ["unknown_memo"]);
+    assert_eq!(
+        reason_of(Some(wrong_asset_memo.to_string()), "id"),
+        ["wrong_asset"]
+    );
+    assert_eq!(
+        reason_of(Some(short_memo.to_string()), "id"),
+        ["short_payment"]
+    );
+    assert_eq!(
+        reason_of(Some(twice_memo.to_string()), "id"),
+        ["not_awaiting_payment"]
+    );
+    assert_eq!(
+        reason_of(Some(text_memo_memo.to_string()), "text"),
+        ["unknown_memo"]
+    );
+    for p in &held {
+        assert!(!p["detail"].as_str().unwrap().is_empty(), "{p}");
+        assert!(p["resolution"].is_null());
+    }
+    // Only the first of the two payments with one memo funded it.
+    let t = w.wait_status(&twice, "pending_receiver").await;
+    assert_eq!(t["amount_in"], "20");
+    for id in [&wrong_asset, &short, &text_memo] {
+        assert_eq!(w.transaction(id).await["status"], "pending_sender");
+    }
+    // The transaction a held payment names shows it in its history.
+    let (_, detail) = w
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/transactions/{short}"),
+            None,
+        )
+        .await;
+    let events = detail["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"].as_str().unwrap_or("").contains("short_payment")),
+        "{detail}"
+    );
+    assert_eq!(detail["payments"][0]["reason"], "short_payment");
+    // The operator's list of what needs a decision.
+    assert_eq!(w.payments("open=true").await.len(), 6);
+    w.app.running.shutdown().await;
+}
+
+/// A failed transaction (even from a server that sends them), an outgoing payment, and an
+/// account creation change nothing and are not recorded; the cursor still moves past them.
+async fn failed_outgoing_and_other_records_are_ignored(db: Option<String>) {
+    let w = world(db, "").await;
+    w.horizon.send_failed_always(true);
+    let (id, memo) = w.create("30").await;
+    let mut failed = Tx::new(
+        &w.payer,
+        Memo::Id(memo),
+        vec![Op::Payment {
+            from: None,
+            to: w.distribution.clone(),
+            asset: w.usdc(),
+            amount: "30".into(),
+        }],
+    );
+    failed.successful = false;
+    w.submit(failed);
+    w.submit(Tx::new(
+        &w.distribution,
+        Memo::Id(memo),
+        vec![Op::Payment {
+            from: None,
+            to: w.payer.clone(),
+            asset: w.usdc(),
+            amount: "30".into(),
+        }],
+    ));
+    w.submit(Tx::new(
+        &w.distribution,
+        Memo::None,
+        vec![Op::CreateAccount {
+            from: None,
+            account: g(&Keypair::random()),
+            starting_balance: "2".into(),
+        }],
+    ));
+    w.wait_caught_up().await;
+    assert!(w.payments("").await.is_empty());
+    assert_eq!(w.transaction(&id).await["status"], "pending_sender");
+    // The real payment still funds it.
+    w.pay(Memo::Id(memo), "30");
+    w.wait_status(&id, "pending_receiver").await;
+    assert_eq!(w.payments("").await.len(), 1);
+    w.app.running.shutdown().await;
+}
+
+/// Payments made while the anchor was down are caught up on from the stored cursor; none
+/// is skipped, none counted twice.
+async fn a_restart_resumes_from_the_stored_cursor(db: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("c.db").display()));
+    let w = world(Some(db.clone()), "").await;
+    let (first, first_memo) = w.create("10").await;
+    let (second, second_memo) = w.create("10").await;
+    let (third, third_memo) = w.create("10").await;
+    w.pay(Memo::Id(first_memo), "10");
+    w.wait_status(&first, "pending_receiver").await;
+    w.wait_caught_up().await;
+    let stored = w
+        .app
+        .running
+        .anchor
+        .store
+        .watcher_cursor(&w.distribution)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let World {
+        app,
+        horizon,
+        issuer,
+        distribution,
+        payer,
+        sender,
+        ..
+    } = w;
+    let TestApp { running, .. } = app;
+    running.shutdown().await;
+    // While down: two payments for the waiting transactions.
+    for memo in [second_memo, third_memo] {
+        horizon.submit(Tx::new(
+            &payer,
+            Memo::Id(memo),
+            vec![Op::Payment {
+                from: None,
+                to: distribution.clone(),
+                asset: Asset::credit("USDC", &issuer),
+                amount: "10".into(),
+            }],
+        ));
+    }
+    let requests_before = horizon.requests().len();
+
+    let app = TestApp::spawn_with(AppOptions {
+        toml: world_toml(&horizon, &issuer, &distribution, ""),
+        database_url: Some(db),
+        ..Default::default()
+    })
+    .await;
+    // The token names the old port as its issuer: log in again.
+    let token = app.token_for(&sender, None).await;
+    let w = World {
+        app,
+        horizon,
+        issuer,
+        distribution,
+        token,
+        payer,
+        sender,
+    };
+    w.wait_status(&second, "pending_receiver").await;
+    w.wait_status(&third, "pending_receiver").await;
+    let resumed = &w.horizon.requests()[requests_before..];
+    let stream = resumed
+        .iter()
+        .find(|r| r.path.ends_with("/payments"))
+        .expect("the restarted watcher opened a stream");
+    assert_eq!(stream.cursor.as_deref(), Some(stored.as_str()));
+    assert_eq!(w.payments("").await.len(), 3);
+    assert_eq!(w.transaction(&first).await["status"], "pending_receiver");
+    w.app.running.shutdown().await;
+}
+
+/// Streams that drop every few records, 500s and a 429 with Retry-After, and a Horizon that
+/// is down for a while: the watcher never stops, and every payment is matched exactly once.
+async fn dropped_streams_and_errors_lose_and_double_nothing(db: Option<String>) {
+    let w = world(db, "").await;
+    let mut created = Vec::new();
+    for _ in 0..12 {
+        created.push(w.create("7").await);
+    }
+    // Streams that end every three records (the open one is closed so the next obeys).
+    w.horizon.drop_streams_after(Some(3));
+    w.horizon.close_streams();
+    for (_, memo) in &created[..6] {
+        w.pay(Memo::Id(*memo), "7");
+    }
+    w.wait_recorded(6).await;
+    w.horizon.drop_streams_after(None);
+    // Down for a while, then two 500s.
+    w.horizon.set_down(true);
+    for (_, memo) in &created[6..9] {
+        w.pay(Memo::Id(*memo), "7");
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    w.horizon.fail_next(2, 500, None);
+    w.horizon.set_down(false);
+    w.wait_recorded(9).await;
+    // Rate limited: a 429 with Retry-After.
+    w.horizon.fail_next(1, 429, Some(1));
+    w.horizon.close_streams();
+    for (_, memo) in &created[9..] {
+        w.pay(Memo::Id(*memo), "7");
+    }
+    for (id, _) in &created {
+        w.wait_status(id, "pending_receiver").await;
+    }
+    let payments = w.wait_recorded(12).await;
+    assert_eq!(payments.len(), 12);
+    assert!(payments.iter().all(|p| p["outcome"] == "matched"));
+    for (id, _) in &created {
+        let (_, detail) = w
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/transactions/{id}"),
+                None,
+            )
+            .await;
+        let funded = detail["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["to"] == "pending_receiver")
+            .count();
+        assert_eq!(funded, 1, "{detail}");
+    }
+    let statuses: Vec<u16> = w.horizon.requests().iter().map(|r| r.status).collect();
+    for status in [503, 500, 429] {
+        assert!(statuses.contains(&status), "no {status} in {statuses:?}");
+    }
+    let (status, health) = json_of(w.app.get("/health").await).await;
+    assert_eq!(status, 200);
+    let stream = &health["watcher"]["streams"][0];
+    assert_eq!(stream["account"], w.distribution.as_str());
+    assert!(stream["reconnects"].as_u64().unwrap() >= 3, "{health}");
+    assert_eq!(stream["payments_recorded"], 12);
+    w.app.running.shutdown().await;
+}
+
+/// A held payment is attached to its transaction by the operator (which it then funds, fees
+/// recomputed for what arrived) or marked for refund, once.
+async fn the_operator_attaches_or_refunds_held_payments(db: Option<String>) {
+    let w = world(db, "").await;
+    let (short, short_memo) = w.create("20").await;
+    let (other, _) = w.create("20").await;
+    w.pay(Memo::Id(short_memo), "15");
+    w.pay(Memo::None, "20");
+    let held = w.wait_recorded(2).await;
+    let short_payment = held
+        .iter()
+        .find(|p| p["reason"] == "short_payment")
+        .unwrap();
+    let no_memo = held.iter().find(|p| p["reason"] == "no_memo").unwrap();
+    let short_id = short_payment["id"].as_str().unwrap();
+    let no_memo_id = no_memo["id"].as_str().unwrap();
+
+    let (status, body) = w
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/payments/{short_id}/attach"),
+            Some(json!({"transaction_id": short, "note": "customer confirmed 15"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["resolution"], "attached");
+    assert_eq!(body["resolved_by"], "operator");
+    let t = w.wait_status(&short, "pending_receiver").await;
+    assert_eq!(t["amount_in"], "15");
+    assert_eq!(t["amount_fee"], "1");
+    assert_eq!(t["amount_out"], "14");
+
+    // Once only.
+    let (status, body) = w
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/payments/{short_id}/attach"),
+            Some(json!({"transaction_id": other})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("resolved"),
+        "{body}"
+    );
+    // Not to a transaction that is no longer waiting.
+    let (status, body) = w
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/payments/{no_memo_id}/attach"),
+            Some(json!({"transaction_id": short})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // Errors name the problem.
+    for (path, body, expected) in [
+        (
+            format!("/admin/payments/{no_memo_id}/attach"),
+            json!({}),
+            400,
+        ),
+        (
+            format!("/admin/payments/{no_memo_id}/attach"),
+            json!({"transaction_id": "nope"}),
+            404,
+        ),
+        (
+            "/admin/payments/123/attach".to_owned(),
+            json!({"transaction_id": other}),
+            404,
+        ),
+        (
+            format!("/admin/payments/{no_memo_id}/attach"),
+            json!({"transaction_id": 5}),
+            400,
+        ),
+    ] {
+        let (status, answer) = w.admin(reqwest::Method::POST, &path, Some(body)).await;
+        assert_eq!(status, expected, "{path}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    let (status, body) = w
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/payments/{no_memo_id}/refund"),
+            Some(json!({"note": "no memo, sender asked"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["resolution"], "refund");
+    assert!(w.payments("open=true").await.is_empty());
+    assert_eq!(w.transaction(&other).await["status"], "pending_sender");
+    for query in ["outcome=maybe", "open=yes", "limit=x", "before_id=a"] {
+        let (status, body) = w
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/payments?{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+    }
+    w.app.running.shutdown().await;
+}
+
+/// With `short_payments = "accept"`, a short payment funds its transaction with what
+/// arrived; one that does not even cover the fee is still held.
+async fn short_payments_can_be_accepted_by_configuration(db: Option<String>) {
+    let w = world(db, "short_payments = \"accept\"").await;
+    let (id, memo) = w.create("20").await;
+    let (tiny, tiny_memo) = w.create("20").await;
+    w.pay(Memo::Id(memo), "12.5");
+    w.pay(Memo::Id(tiny_memo), "0.5");
+    let t = w.wait_status(&id, "pending_receiver").await;
+    assert_eq!(t["amount_in"], "12.5");
+    assert_eq!(t["amount_out"], "11.5");
+    let payments = w.wait_recorded(2).await;
+    let held = payments
+        .iter()
+        .find(|p| p["outcome"] == "unmatched")
+        .unwrap();
+    assert_eq!(held["reason"], "short_payment");
+    assert_eq!(w.transaction(&tiny).await["status"], "pending_sender");
+    w.app.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn watcher_configuration_is_checked() {
+    for (toml, key) in [
+        ("[watcher]\nstart = \"yesterday\"\n", "watcher.start"),
+        ("[watcher]\nshort_payments = \"maybe\"\n", "short_payments"),
+        (
+            "[watcher]\nsilence_timeout_secs = 1\n",
+            "watcher.silence_timeout_secs",
+        ),
+        (
+            "[watcher]\nmax_backoff_secs = 0\n",
+            "watcher.max_backoff_secs",
+        ),
+        ("[watcher]\nstrat = \"now\"\n", "strat"),
+    ] {
+        let error = capstan::config::Config::from_parts(toml, Vec::new())
+            .err()
+            .unwrap_or_else(|| panic!("{toml} is refused"));
+        assert!(error.to_string().contains(key), "{toml}: {error}");
+    }
+}
