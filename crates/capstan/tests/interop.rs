@@ -476,13 +476,21 @@ async fn python_sdk_plays_a_sep31_sending_anchor() {
     let Some(python) = python_or_skip("python_sdk_plays_a_sep31_sending_anchor") else {
         return;
     };
+    // The network: a fake Horizon that takes the SDK's signed payment and streams it to the
+    // anchor's payment watcher.
+    let network = fake_horizon::FakeHorizon::start().await;
     let app = TestApp::spawn_with(AppOptions {
-        toml: admin_toml(),
+        toml: format!(
+            "{}[stellar]\nhorizon_url = \"{}\"\n[watcher]\nenabled = true\nstart = \"0\"\n",
+            admin_toml(),
+            network.url()
+        ),
         ..Default::default()
     })
     .await;
-    // Not registered in the fake Horizon: a sending anchor's account the network does not
-    // know yet logs in with its own key.
+    network.set_network_passphrase(app.network.passphrase());
+    // Not known to the fake Horizon: a sending anchor's account the network does not know
+    // yet logs in with its own key.
     let key = Keypair::random();
     let account = key.public_key().to_string();
     let actor = format!("sending_anchor:{account}");
@@ -581,7 +589,7 @@ async fn python_sdk_plays_a_sep31_sending_anchor() {
     assert_eq!(first["created"]["stellar_account_id"], distribution);
     assert_eq!(first["created"]["stellar_memo_type"], "id");
     assert_eq!(first["transaction"]["status"], "pending_sender");
-    assert_eq!(first["status_at_end"], "pending_sender");
+    assert_eq!(first["status_before_payment"], "pending_sender");
     let first_memo = text(&first["created"]["stellar_memo"], "first memo");
     let store = &app.running.anchor.store;
     let row = store
@@ -589,7 +597,6 @@ async fn python_sdk_plays_a_sep31_sending_anchor() {
         .await
         .expect("read")
         .expect("the first transaction is stored");
-    assert_eq!(row.status, "pending_sender");
     assert_eq!(row.sending_anchor, account);
     assert_eq!(row.asset_code, asset.code);
     assert_eq!(row.amount_in, "100");
@@ -600,19 +607,85 @@ async fn python_sdk_plays_a_sep31_sending_anchor() {
         Some(distribution.as_str())
     );
     assert_eq!(row.stellar_memo.as_deref(), Some(first_memo));
-    assert!(!row.paid);
     assert_eq!(
         row.callback_url.as_deref(),
         result["callback_urls"]["first"].as_str()
     );
+
+    // Paid through the network with the SDK: the transaction the SDK signed and submitted
+    // is the one the watcher matched.
+    let paid_hash = text(&first["paid_hash"], "paid hash");
+    assert_eq!(network.submitted(), [paid_hash.to_owned()]);
+    assert_eq!(first["horizon_answer_hash"], paid_hash);
+    assert_eq!(first["funded"]["status"], "pending_receiver");
+    assert_eq!(first["funded"]["stellar_transaction_id"], paid_hash);
+    assert!(row.paid);
+    assert_eq!(row.stellar_transaction_id.as_deref(), Some(paid_hash));
+    let payments = store
+        .list_incoming_payments(&capstan::store::PaymentFilter {
+            transaction_id: Some(first_id.to_owned()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("payments");
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0].outcome, "matched");
+    assert_eq!(payments[0].from_account, account);
+    assert_eq!(payments[0].memo.as_deref(), Some(first_memo));
+    // Both correction flows, each back to pending_receiver.
+    assert_eq!(first["receiver_flagged"]["status"], "REJECTED");
+    assert_eq!(first["receiver_after_fix"], "ACCEPTED");
+    assert_eq!(first["resumed_status"], "pending_receiver");
     assert_eq!(
-        events(&app, first_id).await,
-        [(
-            None,
-            "pending_sender".to_owned(),
-            actor.clone(),
-            Some("created".to_owned())
-        )]
+        first["required_info_updates"]["transaction"]["receiver_routing_number"]["description"],
+        "the receiving bank's routing number"
+    );
+    assert_eq!(first["patched_status"], "pending_receiver");
+    assert_eq!(row.status, "pending_receiver");
+    let fields: Value = serde_json::from_str(&row.fields).expect("fields JSON");
+    assert_eq!(fields["receiver_routing_number"], "021000021");
+    let trail: Vec<(Option<String>, String, String)> = events(&app, first_id)
+        .await
+        .into_iter()
+        .map(|(from, to, actor, _)| (from, to, actor))
+        .collect();
+    let step = |from: &str, to: &str, actor: &str| {
+        (Some(from.to_owned()), to.to_owned(), actor.to_owned())
+    };
+    assert_eq!(
+        trail,
+        [
+            (None, "pending_sender".to_owned(), actor.clone()),
+            step("pending_sender", "pending_receiver", "watcher"),
+            step(
+                "pending_receiver",
+                "pending_customer_info_update",
+                "operator"
+            ),
+            step("pending_customer_info_update", "pending_receiver", "kyc"),
+            step(
+                "pending_receiver",
+                "pending_transaction_info_update",
+                "operator"
+            ),
+            step("pending_transaction_info_update", "pending_receiver", &actor),
+        ]
+    );
+    // One signed callback per change, in order (each verified by the client).
+    assert_eq!(
+        first["callback_statuses"],
+        json!([
+            "pending_receiver",
+            "pending_customer_info_update",
+            "pending_receiver",
+            "pending_transaction_info_update",
+            "pending_receiver"
+        ])
+    );
+    assert_eq!(
+        first["final"],
+        capstan::sep31::transactions::transaction_body(&row)["transaction"]
     );
 
     // The transaction created without customers: waited in pending_receiver, became

@@ -26,7 +26,20 @@ and the standard library only:
 8. the receiving anchor's operator fails the second transaction through the admin API
    (`POST {admin}/admin/transactions/{id}/error`); the one callback that follows must
    carry the `GET /transactions/:id` body and a `Signature: t=<ts>, s=<base64>` header
-   that verifies with SIGNING_KEY over `<t>.<host:port>.<body>`, with a fresh t.
+   that verifies with SIGNING_KEY over `<t>.<host:port>.<body>`, with a fresh t;
+9. the first transaction is paid on the network: a payment with its id memo, built and
+   signed with the SDK's `TransactionBuilder` and submitted to stellar.toml's HORIZON_URL
+   with `Server.submit_transaction`; the anchor matches it (`pending_receiver`, amount_in,
+   and stellar_transaction_id = the hash submitted);
+10. the customer-info-update flow: the operator asks for the receiver's
+   bank_account_number again (`pending_customer_info_update`); SEP-12 shows the field
+   rejected with the operator's reason; a PUT with a new value makes the customer ACCEPTED
+   and the transaction `pending_receiver` again, by itself;
+11. the transaction-info-update flow (deprecated, for older clients): the operator asks for
+   a field (`pending_transaction_info_update` with `required_info_updates`), the client
+   PATCHes it, the transaction is `pending_receiver` again;
+12. each of the first transaction's five status changes arrived as a signed callback, in
+   order, the last one equal to `GET /transactions/:id`.
 
 On success it prints one JSON object on stdout and exits 0. On any failure it prints a
 message on stderr and exits non-zero: 4 when the SDK rejects the anchor's SEP-10
@@ -52,7 +65,7 @@ except ImportError:  # Python < 3.11: stellar-sdk itself depends on `toml` there
     from toml import loads as toml_loads
 
 try:
-    from stellar_sdk import Keypair, StrKey, TransactionEnvelope
+    from stellar_sdk import Account, Asset, Keypair, Server, StrKey, TransactionBuilder, TransactionEnvelope
     from stellar_sdk.exceptions import BadSignatureError
     from stellar_sdk.sep.stellar_web_authentication import read_challenge_transaction
 except ImportError as e:
@@ -208,7 +221,14 @@ def fetch_anchor_toml(anchor_url):
         StrKey.is_valid_ed25519_public_key(toml["SIGNING_KEY"]),
         f"SIGNING_KEY {toml['SIGNING_KEY']!r} is not a G... key",
     )
-    return {key: toml[key] for key in keys}
+    found = {key: toml[key] for key in keys}
+    # Where to pay, and which issuer each asset code means.
+    if isinstance(toml.get("HORIZON_URL"), str):
+        found["HORIZON_URL"] = toml["HORIZON_URL"]
+    found["issuers"] = {
+        c.get("code"): c.get("issuer") for c in toml.get("CURRENCIES", []) if isinstance(c, dict)
+    }
+    return found
 
 
 def decode_jwt_claims(token):
@@ -469,6 +489,62 @@ def create_with_customers(sep31_url, token, request):
         f"POST /transactions 201 has keys {keys}, not the four SEP-31 lists: {created}",
     )
     return created
+
+
+def wait_status(sep31_url, token, transaction_id, status, within):
+    """Polls `GET /transactions/:id` until the transaction is `status`; returns it."""
+    deadline = time.monotonic() + within
+    while True:
+        t = get_transaction(sep31_url, token, transaction_id)["transaction"]
+        if t.get("status") == status:
+            return t
+        if time.monotonic() > deadline:
+            raise protocol_error(
+                f"transaction {transaction_id} is {t.get('status')!r} after {within}s, not {status}"
+            )
+        time.sleep(0.05)
+
+
+def pay(toml, key, created, code, amount):
+    """Pays a transaction on the network: a payment of `amount` `code` to its account with
+    its memo, signed with the SDK and submitted to HORIZON_URL. Returns (submitted hash,
+    Horizon's answer)."""
+    horizon_url = toml.get("HORIZON_URL")
+    expect(horizon_url, "stellar.toml has no HORIZON_URL to submit the payment to")
+    issuer = toml["issuers"].get(code)
+    expect(
+        StrKey.is_valid_ed25519_public_key(issuer or ""),
+        f"stellar.toml's CURRENCIES has no issuer for {code}: {toml['issuers']}",
+    )
+    # A sequence number of 0: the test network's Horizon does not track accounts' sequences.
+    source = Account(key.public_key, 0)
+    tx = (
+        TransactionBuilder(source, network_passphrase=toml["NETWORK_PASSPHRASE"], base_fee=100)
+        .append_payment_op(
+            destination=created["stellar_account_id"],
+            asset=Asset(code, issuer),
+            amount=str(amount),
+        )
+        .add_id_memo(int(created["stellar_memo"]))
+        .set_timeout(300)
+        .build()
+    )
+    tx.sign(key)
+    try:
+        answer = Server(horizon_url).submit_transaction(tx)
+    except Exception as e:  # the SDK raises its own error types for 4xx/5xx
+        raise Failure(f"Horizon refused the payment: {type(e).__name__}: {e}") from e
+    expect(
+        answer.get("hash") == tx.hash_hex(),
+        f"Horizon answered hash {answer.get('hash')!r} for transaction {tx.hash_hex()}",
+    )
+    return tx.hash_hex(), answer
+
+
+def admin_ok(admin_url, admin_key, path, body):
+    status, answer = call("POST", f"{admin_url}{path}", body=body, token=admin_key)
+    expect(status == 200, f"the admin API answered {status} to {path}: {answer}")
+    return answer
 
 
 # ---- the callback receiver ----------------------------------------------------------------
@@ -780,6 +856,120 @@ def run(args, callbacks):
         f"the first transaction moved to {first_after.get('status')!r}",
     )
 
+    # 9. The first transaction is paid on the network; the anchor matches the payment.
+    paid_hash, horizon_answer = pay(toml, key, first_created, code, amount)
+    funded = wait_status(sep31_url, token, first_id, "pending_receiver", args.callback_wait)
+    expect(
+        decimal(funded.get("amount_in"), "amount_in") == amount,
+        f"the funded transaction's amount_in is {funded.get('amount_in')!r}, not {amount}",
+    )
+    expect(
+        funded.get("stellar_transaction_id") == paid_hash,
+        f"stellar_transaction_id is {funded.get('stellar_transaction_id')!r}, "
+        f"not the payment's {paid_hash}",
+    )
+
+    # 10. Customer info update: the operator asks for the receiver's bank account again.
+    receiver_id = customers["receiver"]["id"]
+    reason = "the receiving bank says this account is closed"
+    asked = admin_ok(
+        admin_url,
+        args.admin_key,
+        f"/admin/transactions/{first_id}/request-customer-info",
+        {"receiver_fields": {"bank_account_number": reason}, "message": "check the receiver"},
+    )
+    expect(
+        asked.get("status") == "pending_customer_info_update",
+        f"after the operator's request the transaction is {asked.get('status')!r}",
+    )
+    needs = get_transaction(sep31_url, token, first_id)["transaction"]
+    expect(
+        needs.get("status") == "pending_customer_info_update",
+        f"GET says {needs.get('status')!r}, not pending_customer_info_update",
+    )
+    receiver_kyc = call_ok(
+        "GET",
+        f"{kyc_url}/customer",
+        200,
+        token=token,
+        query={"id": receiver_id, "type": types["receiver"]},
+    )
+    flagged = receiver_kyc.get("provided_fields", {}).get("bank_account_number", {})
+    expect(
+        receiver_kyc.get("status") == "NEEDS_INFO"
+        and flagged.get("status") == "REJECTED"
+        and flagged.get("error") == reason,
+        f"SEP-12 does not show bank_account_number rejected with the operator's reason: {receiver_kyc}",
+    )
+    fixed = call_ok(
+        "PUT",
+        f"{kyc_url}/customer",
+        202,
+        body={"id": receiver_id, "type": types["receiver"], "bank_account_number": "000987654321"},
+        token=token,
+    )
+    expect(fixed.get("id") == receiver_id, f"the corrected receiver got another id: {fixed}")
+    receiver_after = call_ok(
+        "GET",
+        f"{kyc_url}/customer",
+        200,
+        token=token,
+        query={"id": receiver_id, "type": types["receiver"]},
+    )
+    expect(
+        receiver_after.get("status") == "ACCEPTED",
+        f"the corrected receiver is {receiver_after.get('status')!r}",
+    )
+    resumed = wait_status(sep31_url, token, first_id, "pending_receiver", args.callback_wait)
+
+    # 11. Transaction info update (deprecated PATCH).
+    wanted = {"receiver_routing_number": {"description": "the receiving bank's routing number"}}
+    asked = admin_ok(
+        admin_url,
+        args.admin_key,
+        f"/admin/transactions/{first_id}/request-transaction-info",
+        {"fields": wanted, "message": "the routing number is missing"},
+    )
+    expect(
+        asked.get("status") == "pending_transaction_info_update",
+        f"after the operator's request the transaction is {asked.get('status')!r}",
+    )
+    needs_fields = get_transaction(sep31_url, token, first_id)["transaction"]
+    expect(
+        needs_fields.get("required_info_updates") == {"transaction": wanted},
+        f"required_info_updates is {needs_fields.get('required_info_updates')!r}",
+    )
+    expect(
+        needs_fields.get("required_info_message") == "the routing number is missing",
+        f"required_info_message is {needs_fields.get('required_info_message')!r}",
+    )
+    patched = call_ok(
+        "PATCH",
+        f"{sep31_url}/transactions/{first_id}",
+        200,
+        body={"fields": {"transaction": {"receiver_routing_number": "021000021"}}},
+        token=token,
+    )
+    expect(
+        patched.get("transaction", {}).get("status") == "pending_receiver",
+        f"after the PATCH the transaction is {patched}",
+    )
+
+    # 12. Five status changes of the first transaction, five signed callbacks in order.
+    callbacks.wait_for(1 + 5, args.callback_wait)
+    time.sleep(QUIET_SECS)
+    first_deliveries = [d for d in callbacks.all() if d["path"] == "/sep31/callback/first"]
+    first_statuses = []
+    for delivery in first_deliveries:
+        check_signature(delivery, toml["SIGNING_KEY"], callbacks.host)
+        first_statuses.append(json.loads(delivery["body"])["transaction"]["status"])
+    last_body = json.loads(first_deliveries[-1]["body"]) if first_deliveries else None
+    expect(
+        last_body == get_transaction(sep31_url, token, first_id),
+        f"the last callback is not GET /transactions/{first_id}: {last_body}",
+    )
+    first_final = get_transaction(sep31_url, token, first_id)["transaction"]
+
     return {
         "account": account,
         "stellar_toml": toml,
@@ -798,7 +988,17 @@ def run(args, callbacks):
             "request": first_request,
             "created": first_created,
             "transaction": first["transaction"],
-            "status_at_end": first_after.get("status"),
+            "status_before_payment": first_after.get("status"),
+            "paid_hash": paid_hash,
+            "horizon_answer_hash": horizon_answer.get("hash"),
+            "funded": funded,
+            "receiver_flagged": flagged,
+            "receiver_after_fix": receiver_after.get("status"),
+            "resumed_status": resumed.get("status"),
+            "required_info_updates": needs_fields.get("required_info_updates"),
+            "patched_status": patched["transaction"].get("status"),
+            "callback_statuses": first_statuses,
+            "final": first_final,
         },
         "second": {
             "id": second_id,
