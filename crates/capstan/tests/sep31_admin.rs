@@ -11,6 +11,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use capstan::sep31::status::Status;
 use common::callbacks::{Delivery, Recorder, verified};
 use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml, json_of};
+use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use stellar::Keypair;
 use tokio::net::TcpListener;
@@ -1654,7 +1656,18 @@ async fn refunds_partial_then_full(db: Db) {
         answer["refunds"]
     );
     assert_eq!(answer, show(&app, &id).await);
-    // The history shows it, though the status did not change.
+    // What is paid out shrinks by the refund and its fee (SEP-31's amounts invariant).
+    let amount_fee = Decimal::from_str(answer["amount_fee"].as_str().unwrap()).unwrap();
+    let out = |answer: &Value| Decimal::from_str(answer["amount_out"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        out(&answer),
+        Decimal::from(100) - amount_fee - Decimal::from(40) - Decimal::new(5, 1)
+    );
+    // The sending anchor hears of it, though the status did not change.
+    let heard = wallet.wait_for(2, WITHIN).await;
+    assert_eq!(heard[1].json()["transaction"]["refunds"], answer["refunds"]);
+    verified(&heard[1], &app.server_key.public_key(), &url);
+    // The history shows it.
     let last = answer["events"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(
         (&last["from"], &last["to"], &last["actor"], &last["reason"]),
@@ -1697,6 +1710,19 @@ async fn refunds_partial_then_full(db: Db) {
     assert_eq!(answer["status"], "pending_receiver");
     assert_eq!(answer["refunds"]["amount_refunded"], "70");
     assert_eq!(answer["refunds"]["amount_fee"], "0.75");
+    assert_eq!(
+        out(&answer),
+        Decimal::from(100) - amount_fee - Decimal::from(70) - Decimal::new(75, 2)
+    );
+    // Refunds that would leave less than nothing to pay out are refused.
+    refused(
+        &app,
+        &id,
+        "refund",
+        json!({"payments": [{"id": r3, "amount": "29.9", "fee": "5"}]}),
+        &["less than nothing"],
+    )
+    .await;
 
     // Refunds are recorded while the sending anchor corrects something, too.
     act(
@@ -1733,6 +1759,8 @@ async fn refunds_partial_then_full(db: Db) {
     let sep31 = anchor.transaction(&id).await;
     assert_eq!(sep31["transaction"]["status"], "refunded");
     assert_eq!(sep31["transaction"]["refunds"], answer["refunds"]);
+    // Refunded in full: nothing is paid out.
+    assert_eq!(sep31["transaction"]["amount_out"], "0");
     // Each status change was reported, in order; the last with the whole refund.
     let got = wait_until(&wallet, "refunded").await;
     let mut statuses: Vec<String> = got.iter().map(callback_status).collect();

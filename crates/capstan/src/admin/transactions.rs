@@ -499,6 +499,7 @@ pub async fn refund(
         let refunded = sum("amount");
         let fees = sum("fee");
         let amount_in = Decimal::from_str(&row.amount_in).unwrap_or_default();
+        let amount_fee = Decimal::from_str(&row.amount_fee).unwrap_or_default();
         if refunded > amount_in {
             return Err(ApiError::bad_request(format!(
                 "the refunds ({}) would exceed amount_in ({})",
@@ -506,27 +507,70 @@ pub async fn refund(
                 row.amount_in
             )));
         }
+        let full = refunded == amount_in;
+        // SEP-31's invariant: amount_out = amount_in - amount_fee - refunded - refund fees.
+        // A full refund returns everything, so nothing is paid out: 0, not below.
+        let amount_out = amount_in - amount_fee - refunded - fees;
+        if !full && amount_out.is_sign_negative() {
+            return Err(ApiError::bad_request(format!(
+                "the refunds ({} plus {} in fees) would leave less than nothing to pay out of {} after the fee of {}",
+                amount_string(refunded),
+                amount_string(fees),
+                row.amount_in,
+                row.amount_fee
+            )));
+        }
+        let amount_out = amount_string(amount_out.max(Decimal::ZERO));
         let refunds = json!({
             "amount_refunded": amount_string(refunded),
             "amount_fee": amount_string(fees),
             "payments": all,
         })
         .to_string();
-        if refunded == amount_in {
-            return act(
-                &anchor,
-                &row.id,
-                Status::Refunded,
-                "refunded in full",
-                |t| t.refunds = Some(refunds.clone()),
-            )
-            .await;
-        }
-        if anchor
-            .store
-            .record_refunds(&row, &refunds, ACTOR, "partial refund recorded")
-            .await?
-        {
+        // Both kinds are written only over the row read here, so a refund recorded
+        // meanwhile is never lost: the loop reads again and adds to it.
+        let edit = |t: &mut TransactionRow| {
+            t.refunds = Some(refunds.clone());
+            t.amount_out = amount_out.clone();
+        };
+        let written = if full {
+            let next = crate::store::prepare_transition(&row, Status::Refunded, edit)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let body = next
+                .callback_url
+                .as_ref()
+                .map(|_| transaction_body(&next).to_string());
+            anchor
+                .store
+                .transition_from(
+                    &row,
+                    &next,
+                    ACTOR,
+                    Some("refunded in full"),
+                    body.as_deref(),
+                )
+                .await?
+        } else {
+            let mut next = row.clone();
+            edit(&mut next);
+            next.updated_at = crate::store::unix_now();
+            let body = next
+                .callback_url
+                .as_ref()
+                .map(|_| transaction_body(&next).to_string());
+            anchor
+                .store
+                .record_refunds(
+                    &row,
+                    &next,
+                    ACTOR,
+                    "partial refund recorded",
+                    body.as_deref(),
+                )
+                .await?
+        };
+        if written {
+            anchor.outbox_wake.notify_one();
             let row = transaction(&anchor, &id).await?;
             return detail(&anchor, &row).await.map(Json);
         }

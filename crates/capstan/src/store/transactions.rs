@@ -298,6 +298,22 @@ impl Store {
         Err(TransitionError::Busy)
     }
 
+    /// Writes a status change prepared by [`prepare_transition`] from `current`, only if
+    /// the row is still `current` (false otherwise: read again and redo). For callers whose
+    /// edit depends on the row they read, which [`Store::transition`]'s re-reads would not
+    /// see.
+    pub async fn transition_from(
+        &self,
+        current: &TransactionRow,
+        next: &TransactionRow,
+        actor: &str,
+        reason: Option<&str>,
+        callback_body: Option<&str>,
+    ) -> StoreResult<bool> {
+        self.write_transition(current, next, actor, reason, callback_body)
+            .await
+    }
+
     async fn write_transition(
         &self,
         current: &TransactionRow,
@@ -426,23 +442,26 @@ impl Store {
         )
     }
 
-    /// Records refunds that leave the status as it is (a partial refund), with an event
-    /// (from and to the same status) so the history shows it. Returns false when the
-    /// transaction changed meanwhile.
+    /// Records refunds that leave the status as it is (a partial refund), with the reduced
+    /// `amount_out`, an event (from and to the same status) so the history shows it, and the
+    /// callback (`callback_body`, rendered from the updated row) when a URL is registered.
+    /// Returns false when the transaction changed meanwhile.
     pub async fn record_refunds(
         &self,
         current: &TransactionRow,
-        refunds: &str,
+        updated: &TransactionRow,
         actor: &str,
         reason: &str,
+        callback_body: Option<&str>,
     ) -> StoreResult<bool> {
-        let now = unix_now();
+        let now = updated.updated_at;
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let written = sqlx::query("UPDATE transactions SET refunds = $3, updated_at = $4, version = version + 1 WHERE id = $1 AND version = $2")
+            let written = sqlx::query("UPDATE transactions SET refunds = $3, amount_out = $4, updated_at = $5, version = version + 1 WHERE id = $1 AND version = $2")
                 .bind(&current.id)
                 .bind(current.version)
-                .bind(refunds)
+                .bind(&updated.refunds)
+                .bind(&updated.amount_out)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?
@@ -457,6 +476,15 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                if let (Some(url), Some(body)) = (&current.callback_url, callback_body) {
+                    sqlx::query("INSERT INTO callback_outbox (subject, url, body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $4)")
+                        .bind(format!("transaction:{}", current.id))
+                        .bind(url)
+                        .bind(body)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(written)
