@@ -1039,12 +1039,23 @@ async fn sep31_14_kyc_types_are_listed_per_party(db: Option<String>) {
 async fn sep31_15_lang_falls_back_to_english(db: Option<String>) {
     let app = spawn(
         db,
-        "[sep31.assets.USDC.fields.purpose]\ndescription = \"why the money is sent\"\noptional = true\n",
+        "[sep31.assets.USDC.fields.purpose]\ndescription = \"why the money is sent\"\noptional = true\n\
+         [sep31.assets.USDC.fields.purpose.translations]\npt = \"por que o dinheiro é enviado\"\n\
+         [sep31.assets.USDC.fields.reference]\ndescription = \"a reference for the receiver\"\n\
+         [sep31.assets.USDC.fields.reference.translations]\npt = \"uma referência para o destinatário\"\n",
     )
     .await;
     let (status, english) = info(&app, None).await;
     assert_eq!(status, 200);
-    for lang in ["en", "pt", "xx", ""] {
+    let described = |body: &Value, field: &str| {
+        body["receive"]["USDC"]["fields"]["transaction"][field]["description"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(described(&english, "purpose"), "why the money is sent");
+    // A language without a translation, or none at all, answers in English (AMB-33).
+    for lang in ["en", "xx", "", "de-DE"] {
         let (status, body) = call(
             &app,
             Method::GET,
@@ -1056,12 +1067,43 @@ async fn sep31_15_lang_falls_back_to_english(db: Option<String>) {
         assert_eq!(status, 200, "lang={lang}: {body}");
         assert_eq!(body, english, "lang={lang} answers in English");
     }
-    assert_eq!(
-        english["receive"]["USDC"]["fields"]["transaction"]["purpose"]["description"],
-        "why the money is sent"
-    );
+    // A configured translation, also for a regional variant and in capitals.
+    for lang in ["pt", "pt-BR", "PT"] {
+        let (status, body) = call(
+            &app,
+            Method::GET,
+            &format!("/sep31/info?lang={lang}"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "lang={lang}: {body}");
+        assert_eq!(described(&body, "purpose"), "por que o dinheiro é enviado");
+        assert_eq!(
+            described(&body, "reference"),
+            "uma referência para o destinatário"
+        );
+    }
     let s = sending_anchor(&app).await;
-    create(&app, &s, json!({"lang": "pt"})).await;
+    // transaction_info_needed speaks the request's language too.
+    let (status, body) = post(&app, &s.token, &s.body(json!({"lang": "pt"}))).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "transaction_info_needed");
+    assert_eq!(
+        body["fields"]["transaction"]["reference"]["description"],
+        "uma referência para o destinatário"
+    );
+    let (_, body) = post(&app, &s.token, &s.body(json!({"lang": "de"}))).await;
+    assert_eq!(
+        body["fields"]["transaction"]["reference"]["description"],
+        "a reference for the receiver"
+    );
+    create(
+        &app,
+        &s,
+        json!({"lang": "pt", "fields": {"transaction": {"reference": "r-1"}}}),
+    )
+    .await;
     assert_error(
         &post(
             &app,
@@ -1072,6 +1114,21 @@ async fn sep31_15_lang_falls_back_to_english(db: Option<String>) {
         400,
         "amount must be positive",
     );
+    // Translations are checked when the configuration is read.
+    for bad in ["\"p1\" = \"x\"", "pt = \"  \"", "\"\" = \"x\""] {
+        let text = format!(
+            "{}[sep31.assets.USDC.fields.purpose]\ndescription = \"why\"\n\
+             [sep31.assets.USDC.fields.purpose.translations]\n{bad}\n",
+            asset_toml("USDC")
+        );
+        let err = capstan::Config::from_parts(&text, Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sep31.assets.USDC.fields.purpose.translations"),
+            "{bad}: {err}"
+        );
+    }
 }
 
 // ---- §5.4 POST /transactions -------------------------------------------------------------------

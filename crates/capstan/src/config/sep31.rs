@@ -41,6 +41,10 @@ struct AssetSection {
 #[serde(deny_unknown_fields)]
 struct FieldSection {
     description: String,
+    /// The description in other languages, by ISO 639-1 code (`pt = "..."`), for
+    /// `GET /info?lang=`.
+    #[serde(default)]
+    translations: BTreeMap<String, String>,
     #[serde(default)]
     optional: bool,
     #[serde(default)]
@@ -51,8 +55,26 @@ struct FieldSection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionField {
     pub description: String,
+    /// Descriptions by lowercase language code; `description` is the English one.
+    pub translations: BTreeMap<String, String>,
     pub optional: bool,
     pub choices: Option<Vec<String>>,
+}
+
+impl TransactionField {
+    /// The description in `lang` (`pt-BR` falls back to `pt`), else the default one
+    /// (AMB-33: an unknown language is not an error).
+    pub fn description_in(&self, lang: Option<&str>) -> &str {
+        let Some(lang) = lang.map(str::to_ascii_lowercase) else {
+            return &self.description;
+        };
+        let primary = lang.split(['-', '_']).next().unwrap_or_default();
+        self.translations
+            .get(&lang)
+            .or_else(|| self.translations.get(primary))
+            .map(String::as_str)
+            .unwrap_or(&self.description)
+    }
 }
 
 /// How one asset is received.
@@ -237,9 +259,24 @@ fn receive_settings(
                 "must not be empty",
             ));
         }
+        let mut translations = BTreeMap::new();
+        for (lang, text) in f.translations {
+            let valid_code = (2..=8).contains(&lang.len())
+                && lang
+                    .split('-')
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphabetic()));
+            if !valid_code || text.trim().is_empty() {
+                return Err(key_err(
+                    &key(&format!("fields.{name}.translations.{lang}")),
+                    "needs a language code like pt or pt-BR and a description",
+                ));
+            }
+            translations.insert(lang.to_ascii_lowercase(), text);
+        }
         fields.insert(
             name,
             TransactionField {
+                translations,
                 description: f.description,
                 optional: f.optional,
                 choices: f.choices,

@@ -2,24 +2,45 @@
 
 use axum::Json;
 use axum::extract::State;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::amounts::info_number;
 use crate::anchor::AppState;
-use crate::config::ReceiveAsset;
-use crate::http::Session;
+use crate::config::{ReceiveAsset, TransactionField};
+use crate::http::{Query, Session};
+
+#[derive(Deserialize)]
+pub struct InfoQuery {
+    /// ISO 639-1; descriptions fall back to English.
+    lang: Option<String>,
+}
 
 /// Answers with or without a token (AMB-01: deployed validators call it without one), and
 /// to accounts without an agreement too; a token that is sent must be valid.
-pub async fn info(State(anchor): State<AppState>, _token: Option<Session>) -> Json<Value> {
+pub async fn info(
+    State(anchor): State<AppState>,
+    _token: Option<Session>,
+    Query(query): Query<InfoQuery>,
+) -> Json<Value> {
+    let lang = query.lang.as_deref().filter(|l| !l.is_empty());
     let mut receive = Map::new();
     for asset in &anchor.receive_assets {
-        receive.insert(asset.code.clone(), asset_info(&anchor, asset));
+        receive.insert(asset.code.clone(), asset_info(&anchor, asset, lang));
     }
     Json(json!({ "receive": receive }))
 }
 
-fn asset_info(anchor: &AppState, asset: &ReceiveAsset) -> Value {
+/// A per-transaction field as `/info` and `transaction_info_needed` show it.
+pub fn field_json(f: &TransactionField, lang: Option<&str>) -> Value {
+    let mut v = json!({ "description": f.description_in(lang), "optional": f.optional });
+    if let Some(choices) = &f.choices {
+        v["choices"] = json!(choices);
+    }
+    v
+}
+
+fn asset_info(anchor: &AppState, asset: &ReceiveAsset, lang: Option<&str>) -> Value {
     let s = &asset.settings;
     let mut info = json!({
         // Dropped from SEP-31 in 1.3.0, still required by deployed validators.
@@ -60,11 +81,7 @@ fn asset_info(anchor: &AppState, asset: &ReceiveAsset) -> Value {
     }
     let mut fields = Map::new();
     for (name, f) in &s.fields {
-        let mut field = json!({ "description": f.description, "optional": f.optional });
-        if let Some(choices) = &f.choices {
-            field["choices"] = json!(choices);
-        }
-        fields.insert(name.clone(), field);
+        fields.insert(name.clone(), field_json(f, lang));
     }
     info["fields"] = json!({ "transaction": fields });
     info

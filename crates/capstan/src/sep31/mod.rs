@@ -3,7 +3,7 @@
 
 pub mod amounts;
 pub mod expiry;
-mod info;
+pub mod info;
 pub mod integration;
 pub mod kyc;
 pub mod status;

@@ -380,7 +380,10 @@ fn transaction_fields(
     let missing: Map<String, Value> = wanted
         .iter()
         .filter(|(name, f)| !f.optional && !fields.contains_key(*name))
-        .map(|(name, f)| (name.clone(), field_json(f)))
+        .map(|(name, f)| {
+            let lang = body.get("lang").and_then(Value::as_str);
+            (name.clone(), super::info::field_json(f, lang))
+        })
         .collect();
     if !missing.is_empty() {
         return Ok(Err(structured_400(json!({
@@ -389,14 +392,6 @@ fn transaction_fields(
         }))));
     }
     Ok(Ok(fields))
-}
-
-fn field_json(f: &crate::config::TransactionField) -> Value {
-    let mut v = json!({ "description": f.description, "optional": f.optional });
-    if let Some(choices) = &f.choices {
-        v["choices"] = json!(choices);
-    }
-    v
 }
 
 /// `{"transaction": {...}}`, as `GET /transactions/:id` answers and callbacks carry.
