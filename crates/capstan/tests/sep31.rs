@@ -2860,6 +2860,46 @@ async fn error_400_malformed_bodies(db: Option<String>) {
     }
     // Nothing was stored.
     assert_eq!(count_transactions(&app.running.anchor.store).await, 0);
+    // A JSON number amount is read as written, not through an f64 (which would make
+    // 1.000000000000000000001 an acceptable 1).
+    for (literal, expected) in [
+        (
+            "1.000000000000000000001",
+            Err("more than the 7 decimal places"),
+        ),
+        (
+            "99.9999999999999999999",
+            Err("more than the 7 decimal places"),
+        ),
+        ("12.5000000", Ok("12.5")),
+    ] {
+        let raw = s
+            .body(json!({"amount": "AMOUNT"}))
+            .to_string()
+            .replace("\"AMOUNT\"", literal);
+        let response = app
+            .http
+            .post(format!("{}/sep31/transactions", app.url))
+            .bearer_auth(&s.token)
+            .header(CONTENT_TYPE, "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = answer(response).await;
+        match expected {
+            Err(message) => {
+                assert_eq!(status, 400, "{literal}: {body}");
+                let error = body["error"].as_str().unwrap();
+                assert!(error.contains(message) && error.contains(literal), "{body}");
+            }
+            Ok(amount_in) => {
+                assert_eq!(status, 201, "{literal}: {body}");
+                let id = body["id"].as_str().unwrap();
+                assert_eq!(stored(&app, id).await.amount_in, amount_in);
+            }
+        }
+    }
     // A PATCH and a callback with NUL bytes.
     let id = create(&app, &s, json!({})).await;
     paid(&app, &id).await;

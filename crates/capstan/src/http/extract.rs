@@ -71,26 +71,48 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for FormOrJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = media_type(req.headers());
-        let bytes = read_body(req, state).await?;
-        let json = match content_type.as_deref() {
-            Some("application/json") => true,
-            Some("application/x-www-form-urlencoded") => false,
-            None | Some("") | Some("text/plain") => bytes.trim_ascii_start().starts_with(b"{"),
-            Some(other) => {
-                return Err(ApiError::UnsupportedMediaType(format!(
-                    "content type {other} is not accepted; send application/json or application/x-www-form-urlencoded"
-                )));
-            }
-        };
-        let value = if json {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
-        } else {
-            serde_urlencoded::from_bytes(&bytes)
-                .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?
-        };
+        let (value, _) = form_or_json(req, state).await?;
         Ok(FormOrJson(value))
+    }
+}
+
+/// Like [`FormOrJson`], also keeping a JSON body's bytes, for what must be read exactly as
+/// written (a JSON number amount, which `Value` would round through an f64).
+pub struct FormOrJsonText<T>(pub T, pub Option<Bytes>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for FormOrJsonText<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (value, json) = form_or_json(req, state).await?;
+        Ok(FormOrJsonText(value, json))
+    }
+}
+
+async fn form_or_json<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<(T, Option<Bytes>), ApiError> {
+    let content_type = media_type(req.headers());
+    let bytes = read_body(req, state).await?;
+    let json = match content_type.as_deref() {
+        Some("application/json") => true,
+        Some("application/x-www-form-urlencoded") => false,
+        None | Some("") | Some("text/plain") => bytes.trim_ascii_start().starts_with(b"{"),
+        Some(other) => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "content type {other} is not accepted; send application/json or application/x-www-form-urlencoded"
+            )));
+        }
+    };
+    if json {
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+        Ok((value, Some(bytes)))
+    } else {
+        let value = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid form body: {e}")))?;
+        Ok((value, None))
     }
 }
 

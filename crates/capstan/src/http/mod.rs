@@ -18,7 +18,7 @@ use tracing::Level;
 
 pub use auth::{Session, bearer_token};
 pub use error::ApiError;
-pub use extract::{FormOrJson, PathSegment, Query, media_type};
+pub use extract::{FormOrJson, FormOrJsonText, PathSegment, Query, media_type};
 
 use crate::anchor::AppState;
 use crate::{health, sep1, sep10, sep12, sep31};

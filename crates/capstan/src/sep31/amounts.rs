@@ -9,10 +9,12 @@ use serde_json::Value;
 use crate::config::{ReceiveSettings, STELLAR_DECIMALS};
 
 /// Reads `amount` as SEP-31 sends it: a JSON number or a numeric string (AMB-28), in plain
-/// decimal notation, positive, with no more decimals than a Stellar amount has.
-pub fn parse_amount(value: &Value) -> Result<Decimal, String> {
+/// decimal notation, positive, with no more decimals than a Stellar amount has. `literal` is
+/// a JSON number as the client wrote it, when known: `Value` keeps numbers as f64, which
+/// would turn 1.000000000000000000001 into an acceptable 1.
+pub fn parse_amount(value: &Value, literal: Option<&str>) -> Result<Decimal, String> {
     let text = match value {
-        Value::Number(n) => n.to_string(),
+        Value::Number(n) => literal.map(str::to_owned).unwrap_or_else(|| n.to_string()),
         Value::String(s) => s.trim().to_owned(),
         Value::Null => return Err("amount is required".into()),
         other => {
@@ -88,9 +90,44 @@ pub fn info_number(amount: Decimal) -> Value {
     serde_json::from_str(&amount_string(amount)).unwrap_or(Value::Null)
 }
 
+/// The literal text of the top-level `amount` of a JSON body, when it is a number.
+pub fn json_amount_literal(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Amount<'a> {
+        #[serde(borrow)]
+        amount: Option<&'a serde_json::value::RawValue>,
+    }
+    let raw = serde_json::from_slice::<Amount>(body).ok()?.amount?;
+    let text = raw.get().trim();
+    text.starts_with(|c: char| c == '-' || c.is_ascii_digit())
+        .then(|| text.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_amount_of(value: &Value) -> Result<Decimal, String> {
+        parse_amount(value, None)
+    }
+
+    #[test]
+    fn a_json_number_is_read_as_written() {
+        let body = br#"{"amount": 1.000000000000000000001, "asset_code": "USDC"}"#;
+        let value: Value = serde_json::from_slice(body).unwrap();
+        let literal = json_amount_literal(body);
+        assert_eq!(literal.as_deref(), Some("1.000000000000000000001"));
+        // Through an f64 it would pass as 1; as written it has too many decimals.
+        assert!(parse_amount(&value["amount"], None).is_ok());
+        assert!(parse_amount(&value["amount"], literal.as_deref()).is_err());
+        let body = br#"{"amount": 12.5}"#;
+        let value: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            parse_amount(&value["amount"], json_amount_literal(body).as_deref()).unwrap(),
+            Decimal::new(125, 1)
+        );
+        assert_eq!(json_amount_literal(br#"{"amount": "12.5"}"#), None);
+    }
     use serde_json::json;
 
     fn settings(fixed: &str, percent: &str) -> ReceiveSettings {
@@ -109,21 +146,27 @@ mod tests {
     #[test]
     fn amounts_are_numbers_or_numeric_strings() {
         assert_eq!(
-            parse_amount(&json!(100.5)).unwrap(),
+            parse_amount_of(&json!(100.5)).unwrap(),
             "100.5".parse().unwrap()
         );
         assert_eq!(
-            parse_amount(&json!("100.50")).unwrap(),
+            parse_amount_of(&json!("100.50")).unwrap(),
             "100.5".parse().unwrap()
         );
-        assert_eq!(parse_amount(&json!(7)).unwrap(), Decimal::from(7));
+        assert_eq!(parse_amount_of(&json!(7)).unwrap(), Decimal::from(7));
         assert_eq!(
-            parse_amount(&json!("0.0000001")).unwrap(),
+            parse_amount_of(&json!("0.0000001")).unwrap(),
             Decimal::new(1, 7)
         );
         // JSON numbers serde_json writes in exponent form.
-        assert_eq!(parse_amount(&json!(0.0000001)).unwrap(), Decimal::new(1, 7));
-        assert_eq!(parse_amount(&json!(0.00001)).unwrap(), Decimal::new(1, 5));
+        assert_eq!(
+            parse_amount_of(&json!(0.0000001)).unwrap(),
+            Decimal::new(1, 7)
+        );
+        assert_eq!(
+            parse_amount_of(&json!(0.00001)).unwrap(),
+            Decimal::new(1, 5)
+        );
         for bad in [
             json!(null),
             json!(""),
@@ -139,7 +182,7 @@ mod tests {
             json!([1]),
             json!({"v": 1}),
         ] {
-            assert!(parse_amount(&bad).is_err(), "{bad} accepted");
+            assert!(parse_amount_of(&bad).is_err(), "{bad} accepted");
         }
     }
 

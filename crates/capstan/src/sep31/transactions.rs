@@ -11,12 +11,12 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use super::SendingAnchor;
-use super::amounts::{amount_string, json_kind, parse_amount};
+use super::amounts::{amount_string, json_amount_literal, json_kind, parse_amount};
 use super::integration::{PostRejection, PostRequest};
 use super::status::Status;
 use crate::anchor::AppState;
 use crate::config::{ReceiveAsset, STELLAR_DECIMALS};
-use crate::http::{ApiError, FormOrJson, PathSegment};
+use crate::http::{ApiError, FormOrJson, FormOrJsonText, PathSegment};
 use crate::kyc::{CustomerStatus, KycError, Memo, MemoError};
 use crate::store::{TransactionRow, TransitionError, iso_time, unix_now};
 
@@ -49,13 +49,17 @@ fn text(body: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError
 pub async fn post_transaction(
     State(anchor): State<AppState>,
     SendingAnchor(session): SendingAnchor,
-    FormOrJson(body): FormOrJson<Value>,
+    FormOrJsonText(body, json): FormOrJsonText<Value>,
 ) -> Result<Response, ApiError> {
     let Value::Object(body) = body else {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     };
-    let amount =
-        parse_amount(body.get("amount").unwrap_or(&Value::Null)).map_err(ApiError::BadRequest)?;
+    let literal = json.as_deref().and_then(json_amount_literal);
+    let amount = parse_amount(
+        body.get("amount").unwrap_or(&Value::Null),
+        literal.as_deref(),
+    )
+    .map_err(ApiError::BadRequest)?;
     let code = text(&body, "asset_code")?.ok_or_else(|| {
         ApiError::bad_request("asset_code is required: one of the assets of GET /info")
     })?;
