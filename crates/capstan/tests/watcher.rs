@@ -30,9 +30,16 @@ fn g(key: &Keypair) -> String {
 }
 
 fn world_toml(horizon: &FakeHorizon, issuer: &str, distribution: &str, extra: &str) -> String {
+    // From the start of history unless the test says otherwise, so no payment a test makes
+    // can slip in before the first connection.
+    let start = if extra.contains("start =") {
+        ""
+    } else {
+        "start = \"0\"\n"
+    };
     format!(
         "[stellar]\nhorizon_url = \"{}\"\n\
-         [watcher]\nenabled = true\nstart = \"0\"\nmax_backoff_secs = 1\n{extra}\n\
+         [watcher]\nenabled = true\n{start}max_backoff_secs = 1\n{extra}\n\
          [[assets]]\ncode = \"USDC\"\nissuer = \"{issuer}\"\ndistribution_account = \"{distribution}\"\n\
          [sep31.assets.USDC]\nfee_fixed = \"1\"\n\
          [kyc.types.individual]\nfields = [\"first_name\"]\n\
@@ -46,6 +53,17 @@ async fn world(db: Option<String>, watcher_toml: &str) -> World {
     let horizon = FakeHorizon::start().await;
     let issuer = g(&Keypair::random());
     let distribution = g(&Keypair::random());
+    world_on(horizon, issuer, distribution, db, watcher_toml).await
+}
+
+/// A world on a Horizon that may already have history.
+async fn world_on(
+    horizon: FakeHorizon,
+    issuer: String,
+    distribution: String,
+    db: Option<String>,
+    watcher_toml: &str,
+) -> World {
     let app = TestApp::spawn_with(AppOptions {
         toml: world_toml(&horizon, &issuer, &distribution, watcher_toml),
         database_url: db,
@@ -776,6 +794,84 @@ async fn short_payments_can_be_accepted_by_configuration(db: Option<String>) {
         .unwrap();
     assert_eq!(held["reason"], "short_payment");
     assert_eq!(w.transaction(&tiny).await["status"], "pending_sender");
+    w.app.running.shutdown().await;
+}
+
+/// Without a stored cursor the watcher starts where `watcher.start` says: "now" skips the
+/// history, a paging token catches up from just after it.
+#[tokio::test]
+async fn the_first_start_follows_watcher_start() {
+    let horizon = FakeHorizon::start().await;
+    let issuer = g(&Keypair::random());
+    let distribution = g(&Keypair::random());
+    let payer = g(&Keypair::random());
+    let old = |memo: u64| {
+        Tx::new(
+            &payer,
+            Memo::Id(memo),
+            vec![Op::Payment {
+                from: None,
+                to: distribution.clone(),
+                asset: Asset::credit("USDC", &issuer),
+                amount: "1".into(),
+            }],
+        )
+    };
+    let first = horizon.submit(old(701)).pop().unwrap();
+    horizon.submit(old(702));
+    horizon.submit(old(703));
+
+    // "now": the history is not read; a payment made afterwards is.
+    let w = world_on(
+        horizon.clone(),
+        issuer.clone(),
+        distribution.clone(),
+        None,
+        "start = \"now\"",
+    )
+    .await;
+    for _ in 0..400 {
+        if w.horizon.open_streams() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let streamed = w
+        .horizon
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/payments"))
+        .expect("the watcher opened a stream");
+    assert_eq!(streamed.cursor.as_deref(), Some("now"));
+    w.horizon.submit(old(704));
+    let recorded = w.wait_recorded(1).await;
+    w.wait_caught_up().await;
+    let memos: Vec<&str> = recorded
+        .iter()
+        .map(|p| p["memo"].as_str().unwrap())
+        .collect();
+    assert_eq!(memos, ["704"]);
+    w.app.running.shutdown().await;
+
+    // A paging token: everything after it, on a fresh database.
+    let w = world_on(
+        horizon,
+        issuer,
+        distribution,
+        None,
+        &format!("start = \"{first}\""),
+    )
+    .await;
+    w.wait_recorded(3).await;
+    w.wait_caught_up().await;
+    let mut memos: Vec<String> = w
+        .payments("")
+        .await
+        .iter()
+        .map(|p| p["memo"].as_str().unwrap().to_owned())
+        .collect();
+    memos.sort();
+    assert_eq!(memos, ["702", "703", "704"]);
     w.app.running.shutdown().await;
 }
 
