@@ -875,6 +875,49 @@ async fn the_first_start_follows_watcher_start() {
     w.app.running.shutdown().await;
 }
 
+/// A transaction's callbacks arrive in the order of its status changes, also when the first
+/// one fails and is retried after the second was queued.
+#[tokio::test]
+async fn callbacks_keep_their_order_through_a_retry() {
+    let w = world(None, "").await;
+    let (id, memo) = w.create("10").await;
+    let wallet = common::callbacks::Recorder::answering(&[500]);
+    let url = wallet.start("/cb").await;
+    let response = w
+        .app
+        .http
+        .put(format!("{}/sep31/transactions/{id}/callback", w.app.url))
+        .bearer_auth(&w.token)
+        .json(&json!({ "url": url }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    w.pay(Memo::Id(memo), "10");
+    wallet.wait_for(1, Duration::from_secs(10)).await;
+    // The first callback failed; the operator fails the transaction before its retry.
+    let (status, body) = w
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/transactions/{id}/error"),
+            Some(json!({"message": "compliance hold"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let got = wallet.wait_for(3, Duration::from_secs(20)).await;
+    let statuses: Vec<String> = got
+        .iter()
+        .map(|d| {
+            d.json()["transaction"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(statuses, ["pending_receiver", "pending_receiver", "error"]);
+    w.app.running.shutdown().await;
+}
+
 #[tokio::test]
 async fn watcher_configuration_is_checked() {
     for (toml, key) in [

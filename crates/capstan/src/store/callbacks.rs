@@ -109,7 +109,9 @@ impl Store {
 
     /// Takes up to `limit` due callbacks, leasing them for `lease_secs` so another replica
     /// does not send them at the same time. A crashed sender's lease runs out and the
-    /// callback is sent again: delivery is at least once.
+    /// callback is sent again: delivery is at least once. Only the oldest pending callback
+    /// of each subject is taken, so one subject's callbacks arrive in the order they were
+    /// queued, also while an earlier one is being retried.
     pub async fn claim_due_callbacks(
         &self,
         limit: i64,
@@ -118,10 +120,10 @@ impl Store {
         let now = unix_now();
         let sql = match self {
             Store::Sqlite(_) => {
-                "UPDATE callback_outbox SET lease_until = $1 WHERE id IN (SELECT id FROM callback_outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY id LIMIT $3) RETURNING id, subject, url, body, attempts"
+                "UPDATE callback_outbox SET lease_until = $1 WHERE id IN (SELECT c.id FROM callback_outbox c WHERE c.delivered_at IS NULL AND c.failed_at IS NULL AND c.next_attempt_at <= $2 AND c.lease_until <= $2 AND NOT EXISTS (SELECT 1 FROM callback_outbox e WHERE e.subject = c.subject AND e.id < c.id AND e.delivered_at IS NULL AND e.failed_at IS NULL) ORDER BY c.id LIMIT $3) RETURNING id, subject, url, body, attempts"
             }
             Store::Postgres(_) => {
-                "UPDATE callback_outbox SET lease_until = $1 WHERE id IN (SELECT id FROM callback_outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $2 AND lease_until <= $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, subject, url, body, attempts"
+                "UPDATE callback_outbox SET lease_until = $1 WHERE id IN (SELECT c.id FROM callback_outbox c WHERE c.delivered_at IS NULL AND c.failed_at IS NULL AND c.next_attempt_at <= $2 AND c.lease_until <= $2 AND NOT EXISTS (SELECT 1 FROM callback_outbox e WHERE e.subject = c.subject AND e.id < c.id AND e.delivered_at IS NULL AND e.failed_at IS NULL) ORDER BY c.id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, subject, url, body, attempts"
             }
         };
         let mut rows = on_pool!(self, pool => sqlx::query_as::<_, OutboxRow>(sql)
