@@ -85,6 +85,43 @@ async fn challenges_are_consumed_once(store: &Store) {
     );
 }
 
+/// A PUT's write for a customer that a DELETE erased meanwhile writes nothing and says so
+/// (the request answers 404, not a foreign-key 500).
+async fn fields_of_an_erased_customer_are_not_written(store: &Store) {
+    store.migrate().await.unwrap();
+    let account = stellar::Keypair::random().public_key().to_string();
+    let customer = store
+        .find_or_create_customer("c-erased", &account, "", "")
+        .await
+        .unwrap();
+    let write = capstan::store::FieldWrite {
+        name: "first_name".into(),
+        value: Some("Ana".into()),
+        file_id: None,
+        status: "ACCEPTED".into(),
+        error: None,
+        verification_code: None,
+    };
+    assert!(
+        store
+            .save_customer_fields(
+                &customer.id,
+                Some("sep31-sender"),
+                std::slice::from_ref(&write),
+                &[]
+            )
+            .await
+            .unwrap()
+    );
+    store.erase_customer(&account, "").await.unwrap();
+    assert!(
+        !store
+            .save_customer_fields(&customer.id, Some("sep31-sender"), &[write], &[])
+            .await
+            .unwrap()
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -112,7 +149,8 @@ macro_rules! on_both_backends {
 on_both_backends!(
     migrations_apply_and_are_idempotent,
     generated_secrets_are_kept,
-    challenges_are_consumed_once
+    challenges_are_consumed_once,
+    fields_of_an_erased_customer_are_not_written
 );
 
 #[tokio::test]

@@ -224,9 +224,15 @@ impl Customers for BuiltinCustomers {
                         .await?
                 }
             };
-            self.store
+            if !self
+                .store
                 .save_customer_fields(&row.id, update.kind.as_deref(), &writes, &attach)
-                .await?;
+                .await?
+            {
+                return Err(KycError::NotFound(
+                    "the customer was deleted while this request ran".into(),
+                ));
+            }
             Ok(row.id)
         })
     }

@@ -272,9 +272,15 @@ impl Customers for BusinessCustomers {
             }
             let attach: Vec<String> = update.files.values().cloned().collect();
             let kind = update.kind.as_deref();
-            self.store
+            if !self
+                .store
                 .save_customer_fields(&row.id, kind, &[], &attach)
-                .await?;
+                .await?
+            {
+                return Err(KycError::NotFound(
+                    "the customer was deleted while this request ran".into(),
+                ));
+            }
             // The id capstan recorded: the only one a later request by id can be checked
             // against.
             Ok(row.id)

@@ -126,16 +126,32 @@ impl Store {
     }
 
     /// Writes fields, attaches uploaded files and notes the type, in one transaction.
+    /// Writes a PUT's fields and attaches its files. Returns false, writing nothing, when
+    /// the customer was erased meanwhile (a DELETE that ran between the read and this write):
+    /// the customer row is touched first, so a concurrent erase either waits for this write
+    /// or is seen here.
     pub async fn save_customer_fields(
         &self,
         customer_id: &str,
         kind: Option<&str>,
         writes: &[FieldWrite],
         attach_files: &[String],
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let now = unix_now();
-        on_pool!(self, pool => {
+        let saved = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            let exists = sqlx::query("UPDATE customers SET last_type = COALESCE($2, last_type), updated_at = $3 WHERE id = $1")
+                .bind(customer_id)
+                .bind(kind)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !exists {
+                tx.rollback().await?;
+                return Ok(false);
+            }
             for w in writes {
                 sqlx::query("INSERT INTO customer_fields (customer_id, name, value, file_id, status, error, verification_code, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (customer_id, name) DO UPDATE SET value = excluded.value, file_id = excluded.file_id, status = excluded.status, error = excluded.error, verification_code = excluded.verification_code, verification_failures = 0, updated_at = excluded.updated_at")
@@ -157,15 +173,10 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("UPDATE customers SET last_type = COALESCE($2, last_type), updated_at = $3 WHERE id = $1")
-                .bind(customer_id)
-                .bind(kind)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(true)
         })?;
-        Ok(())
+        Ok(saved)
     }
 
     /// Records a wrong verification code for a field. After `max` wrong codes in a row the
