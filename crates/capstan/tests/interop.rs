@@ -669,7 +669,11 @@ async fn python_sdk_plays_a_sep31_sending_anchor() {
                 "pending_transaction_info_update",
                 "operator"
             ),
-            step("pending_transaction_info_update", "pending_receiver", &actor),
+            step(
+                "pending_transaction_info_update",
+                "pending_receiver",
+                &actor
+            ),
         ]
     );
     // One signed callback per change, in order (each verified by the client).

@@ -2,8 +2,16 @@
 //!
 //! It serves `GET /accounts/{account}/payments` as a JSON page or, with
 //! `Accept: text/event-stream`, as Horizon's Server-Sent Events stream, from transactions the test
-//! [`submit`](FakeHorizon::submit)s, and it can misbehave on demand (errors, dropped streams,
-//! downtime, failed transactions in a stream that did not ask for them).
+//! [`submit`](FakeHorizon::submit)s or a client posts to `POST /transactions`, and it can
+//! misbehave on demand (errors, dropped streams, downtime, failed transactions in a stream that
+//! did not ask for them).
+//!
+//! `POST /transactions` takes a signed `TransactionEnvelope` as a real client SDK sends it (form
+//! field `tx`, base64 XDR) and answers as Horizon does: the transaction resource, or a
+//! `transaction_malformed` / `transaction_failed` problem. Its hash is the real one (see
+//! [`FakeHorizon::set_network_passphrase`]), and so are the hashes in the records the streams then
+//! carry. What it checks and what it cannot (signatures, balances, the order book) is described in
+//! `submission.rs`.
 //!
 //! # What the wire format follows
 //!
@@ -42,12 +50,20 @@
 //!   `service_unavailable`, ...). A 429 carries `X-RateLimit-*` headers and `Retry-After` as
 //!   Horizon's rate limiter (github.com/stellar/throttled, `http.go`) sets them.
 //!
-//! Placeholders: `envelope_xdr`, `result_xdr` and `fee_meta_xdr` are valid base64 but not XDR,
-//! signatures are random-looking base64 bytes, hashes are 64 hex characters derived from a
-//! counter, and `result_meta_xdr` and `preconditions` are absent.
+//! - Transaction submission (`internal/actions/submit_transaction.go`, `internal/txsub/`,
+//!   `internal/codes/`, `resourceadapter/transaction.go`): see `submission.rs`.
+//!
+//! Placeholders, for transactions added with [`FakeHorizon::submit`]: `envelope_xdr`,
+//! `result_xdr` and `fee_meta_xdr` are valid base64 but not XDR, signatures are random-looking
+//! base64 bytes, hashes are 64 hex characters derived from a counter, and `result_meta_xdr` and
+//! `preconditions` are absent. Transactions posted to `POST /transactions` have their real
+//! envelope, hashes, signatures, fees, sequence number and preconditions, and a real
+//! `result_xdr`; their `result_meta_xdr` and `fee_meta_xdr` are valid XDR but empty (no ledger
+//! changes).
 
 mod render;
 mod server;
+mod submission;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -56,10 +72,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
-use render::Address;
+use render::{Address, RealTx};
 
 /// The ledger of the first submitted transaction.
 pub const FIRST_LEDGER: u32 = 50_000_001;
+
+/// The network passphrase the fake hashes submitted transactions with unless told otherwise
+/// ([`FakeHorizon::set_network_passphrase`]): the test network's.
+pub const TESTNET_PASSPHRASE: &str = "Test SDF Network ; September 2015";
 
 /// A fake Horizon server. Cheap to clone; the server stops when the last clone is dropped.
 #[derive(Clone)]
@@ -236,6 +256,25 @@ pub(crate) struct State {
     pub send_failed_always: bool,
     pub keep_open: bool,
     pub requests: Vec<RequestLog>,
+    /// SHA-256 of the network passphrase.
+    pub network_id: [u8; 32],
+    /// The sequence number of the latest transaction each account (base `G...`) submitted
+    /// through `POST /transactions`.
+    pub posted_sequences: HashMap<String, i64>,
+    /// The answers to `POST /transactions` by hash (a fee bump is found by its inner hash too),
+    /// for resubmissions.
+    pub by_hash: HashMap<String, Arc<str>>,
+    /// Hashes of the transactions that `POST /transactions` added to the ledger, in order.
+    pub submitted: Vec<String>,
+}
+
+/// What appending one transaction produced.
+pub(crate) struct Appended {
+    /// The paging tokens of its operations.
+    pub tokens: Vec<String>,
+    /// For a submitted envelope: the transaction resource as `POST /transactions` answers it,
+    /// by the hashes it can be found by (its own hash first, then a fee bump's inner hash).
+    pub resources: Vec<(String, String)>,
 }
 
 impl State {
@@ -254,7 +293,19 @@ impl State {
             send_failed_always: false,
             keep_open: false,
             requests: Vec::new(),
+            network_id: submission::network_id(TESTNET_PASSPHRASE),
+            posted_sequences: HashMap::new(),
+            by_hash: HashMap::new(),
+            submitted: Vec::new(),
         }
+    }
+
+    /// Unix seconds of the next ledger close (never earlier than the previous one).
+    pub fn close_time(&self) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last_close.max(now)
     }
 
     pub fn close_streams(&mut self) {
@@ -283,34 +334,49 @@ impl State {
     }
 
     fn append(&mut self, url: &str, tx: Tx) -> Vec<String> {
+        self.append_tx(url, tx, None).tokens
+    }
+
+    /// Appends `tx` in a new ledger; `real` carries the facts of a submitted envelope.
+    pub(crate) fn append_tx(&mut self, url: &str, tx: Tx, real: Option<&RealTx>) -> Appended {
         self.ledger += 1;
         let ledger = self.ledger;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.last_close = self.last_close.max(now);
+        self.last_close = self.close_time();
         let created_at = render::rfc3339(self.last_close);
 
         let source = Address::parse(&tx.source);
-        let sequence = self
-            .sequences
-            .entry(source.base.clone())
-            .or_insert(i64::from(FIRST_LEDGER) << 32);
-        *sequence += 1;
-        let sequence = *sequence;
+        let sequence = match real {
+            Some(real) => real.sequence,
+            None => {
+                let sequence = self
+                    .sequences
+                    .entry(source.base.clone())
+                    .or_insert(i64::from(FIRST_LEDGER) << 32);
+                *sequence += 1;
+                *sequence
+            }
+        };
 
         self.counter += 1;
         let seed = self.counter;
-        let inner_hash = render::fake_hash(seed * 2);
-        let fee_bump = tx
-            .fee_bump
-            .as_deref()
-            .map(|fee_source| (Address::parse(fee_source), render::fake_hash(seed * 2 + 1)));
-        let hash = fee_bump
-            .as_ref()
-            .map_or(inner_hash.clone(), |(_, outer)| outer.clone());
+        let (hash, inner_hash) = match real {
+            Some(real) => (
+                real.hash.clone(),
+                real.inner_hash.clone().unwrap_or_else(|| real.hash.clone()),
+            ),
+            None => {
+                let inner = render::fake_hash(seed * 2);
+                let outer = if tx.fee_bump.is_some() {
+                    render::fake_hash(seed * 2 + 1)
+                } else {
+                    inner.clone()
+                };
+                (outer, inner)
+            }
+        };
+        let fee_source = tx.fee_bump.as_deref().map(Address::parse);
 
-        let tx_json = render::transaction(&render::TxFacts {
+        let facts = |by_inner_hash: bool| render::TxFacts {
             base_url: url,
             ledger,
             tx_order: 1,
@@ -321,12 +387,27 @@ impl State {
             successful: tx.successful,
             op_count: tx.ops.len(),
             hash: &hash,
-            fee_bump: fee_bump
+            fee_bump: fee_source
                 .as_ref()
-                .map(|(fee_source, _)| (fee_source, inner_hash.as_str())),
+                .map(|fee_source| (fee_source, inner_hash.as_str())),
             seed,
-        });
-        let tx_json = serde_json::to_string(&tx_json).expect("transaction JSON");
+            real,
+            by_inner_hash,
+        };
+        let tx_json =
+            serde_json::to_string(&render::transaction(&facts(false))).expect("transaction JSON");
+        // Horizon indents its JSON answers with two spaces.
+        let pretty = |by_inner_hash: bool| {
+            serde_json::to_string_pretty(&render::transaction(&facts(by_inner_hash)))
+                .expect("transaction JSON")
+        };
+        let mut resources = Vec::new();
+        if real.is_some() {
+            resources.push((hash.clone(), pretty(false)));
+            if fee_source.is_some() {
+                resources.push((inner_hash.clone(), pretty(true)));
+            }
+        }
 
         let mut tokens = Vec::with_capacity(tx.ops.len());
         for (i, op) in tx.ops.iter().enumerate() {
@@ -372,7 +453,7 @@ impl State {
             self.records.push(record);
             tokens.push(token.to_string());
         }
-        tokens
+        Appended { tokens, resources }
     }
 }
 
@@ -472,6 +553,20 @@ impl FakeHorizon {
     /// never end with Horizon's `byebye` close message, so one connection sees every record.
     pub fn keep_streams_open(&self, yes: bool) {
         self.shared().lock().keep_open = yes;
+    }
+
+    /// The network passphrase that the hashes of submitted transactions (`POST /transactions`)
+    /// are computed with; [`TESTNET_PASSPHRASE`] until set. Applies to later submissions.
+    pub fn set_network_passphrase(&self, passphrase: &str) {
+        self.shared().lock().network_id = submission::network_id(passphrase);
+    }
+
+    /// The hashes (lowercase hex) of the transactions that `POST /transactions` added to the
+    /// ledger, in order; a fee bump's is the fee-bump hash. Rejected submissions (answered 400)
+    /// and resubmissions of a transaction already in the ledger are not listed; every request is
+    /// in [`requests`](Self::requests).
+    pub fn submitted(&self) -> Vec<String> {
+        self.shared().lock().submitted.clone()
     }
 
     /// Every request so far: path, the `cursor` query value, the status answered.

@@ -245,8 +245,74 @@ struct InnerJson {
     max_fee: String,
 }
 
-/// `protocols/horizon.Transaction` (no `preconditions`: the fake's transactions have none;
-/// no `result_meta_xdr`: Horizon omits it when it skips transaction meta).
+/// `protocols/horizon.TransactionPreconditions`, as `resourceadapter.PopulateTransaction` fills it
+/// from the envelope's preconditions.
+#[derive(Serialize, Debug, Clone, Default)]
+pub(crate) struct PreconditionsJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timebounds: Option<TimeboundsJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledgerbounds: Option<LedgerboundsJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_account_sequence: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_account_sequence_age: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub min_account_sequence_ledger_gap: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_signers: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub(crate) struct TimeboundsJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_time: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone)]
+pub(crate) struct LedgerboundsJson {
+    pub min_ledger: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_ledger: u32,
+}
+
+/// What a submitted envelope (`POST /transactions`) fixes about its transaction: the real hashes,
+/// fees, signatures, sequence, preconditions and XDR. Transactions appended with
+/// `FakeHorizon::submit` have none of this and get made-up values and placeholders instead.
+#[derive(Debug, Clone)]
+pub(crate) struct RealTx {
+    /// The hash the transaction is known by (the fee-bump hash for a fee bump), hex.
+    pub hash: String,
+    /// The inner transaction's hash, for a fee bump.
+    pub inner_hash: Option<String>,
+    /// The (inner) transaction's sequence number.
+    pub sequence: i64,
+    pub envelope_xdr: String,
+    pub result_xdr: String,
+    pub result_meta_xdr: String,
+    pub fee_meta_xdr: String,
+    pub fee_charged: i64,
+    /// The envelope's fee: the fee-bump fee for a fee bump.
+    pub max_fee: i64,
+    /// The inner transaction's fee (a fee bump's `inner_transaction.max_fee`).
+    pub inner_max_fee: i64,
+    /// The envelope's signatures (the fee bump's for a fee bump), base64.
+    pub signatures: Vec<String>,
+    /// The inner transaction's signatures, for a fee bump.
+    pub inner_signatures: Vec<String>,
+    /// `memo_bytes` of a text memo: the base64 of the raw memo bytes (which may not be UTF-8).
+    pub memo_bytes: Option<String>,
+    pub preconditions: Option<PreconditionsJson>,
+}
+
+/// `protocols/horizon.Transaction`. The fake's own transactions have no `preconditions` and no
+/// `result_meta_xdr` (Horizon omits it when it skips transaction meta); submitted ones have both.
 #[derive(Serialize)]
 pub(crate) struct TxJson {
     _links: TxLinks,
@@ -272,6 +338,8 @@ pub(crate) struct TxJson {
     operation_count: usize,
     envelope_xdr: String,
     result_xdr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_meta_xdr: Option<String>,
     fee_meta_xdr: String,
     memo_type: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -279,6 +347,8 @@ pub(crate) struct TxJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     memo: Option<String>,
     signatures: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preconditions: Option<PreconditionsJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     fee_bump_transaction: Option<FeeBumpJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -302,47 +372,79 @@ pub(crate) struct TxFacts<'a> {
     pub fee_bump: Option<(&'a Address, &'a str)>,
     /// Seed for the placeholder signatures.
     pub seed: u64,
+    /// The facts of a submitted envelope, which replace the made-up values.
+    pub real: Option<&'a RealTx>,
+    /// Render the fee bump as Horizon does when it is looked up by its inner hash: `id`, `hash`
+    /// and the links are the inner hash, `signatures` the inner ones.
+    pub by_inner_hash: bool,
 }
 
 pub(crate) fn transaction(f: &TxFacts<'_>) -> TxJson {
     let url = f.base_url;
-    let id = f.hash.to_string();
+    let inner_hash = f.fee_bump.map(|(_, inner)| inner);
+    let id = match inner_hash {
+        Some(inner) if f.by_inner_hash => inner.to_string(),
+        _ => f.hash.to_string(),
+    };
     let pt = toid(f.ledger, f.tx_order, 0).to_string();
-    let (memo_type, memo, memo_bytes) = memo_fields(f.memo);
+    let (memo_type, memo, mut memo_bytes) = memo_fields(f.memo);
+    if let (Memo::Text(_), Some(real)) = (f.memo, f.real) {
+        memo_bytes = real.memo_bytes.clone();
+    }
     let ops = f.op_count as i64;
-    let inner_max_fee = 100 * ops.max(1);
-    let inner_signatures = vec![fake_signature(f.seed)];
-    let (fee_account, fee_muxed, fee_charged, max_fee, signatures, fee_bump, inner) =
-        match f.fee_bump {
-            None => (
-                f.source.base.clone(),
-                f.source.clone(),
-                inner_max_fee,
-                inner_max_fee,
-                inner_signatures,
-                None,
-                None,
-            ),
-            Some((fee_source, inner_hash)) => {
-                let outer_signatures = vec![fake_signature(f.seed ^ 0xFEE_B0B)];
-                (
-                    fee_source.base.clone(),
-                    fee_source.clone(),
-                    100 * (ops.max(1) + 1),
-                    200 * (ops.max(1) + 1),
-                    outer_signatures.clone(),
-                    Some(FeeBumpJson {
-                        hash: f.hash.to_string(),
-                        signatures: outer_signatures,
-                    }),
-                    Some(InnerJson {
-                        hash: inner_hash.to_string(),
-                        signatures: inner_signatures,
-                        max_fee: inner_max_fee.to_string(),
-                    }),
-                )
-            }
-        };
+    // Made-up fees for the fake's own transactions: the minimum (100 stroops an operation,
+    // one more for a fee bump) charged, twice that offered by a fee bump.
+    let (inner_max_fee, outer_max_fee, fee_charged) = match (f.real, f.fee_bump) {
+        (Some(real), _) => (real.inner_max_fee, real.max_fee, real.fee_charged),
+        (None, None) => (100 * ops.max(1), 100 * ops.max(1), 100 * ops.max(1)),
+        (None, Some(_)) => (
+            100 * ops.max(1),
+            200 * (ops.max(1) + 1),
+            100 * (ops.max(1) + 1),
+        ),
+    };
+    let (outer_signatures, inner_signatures) = match f.real {
+        Some(real) if f.fee_bump.is_some() => {
+            (real.signatures.clone(), real.inner_signatures.clone())
+        }
+        Some(real) => (real.signatures.clone(), Vec::new()),
+        None if f.fee_bump.is_some() => (
+            vec![fake_signature(f.seed ^ 0xFEE_B0B)],
+            vec![fake_signature(f.seed)],
+        ),
+        None => (vec![fake_signature(f.seed)], Vec::new()),
+    };
+    let (fee_account, fee_muxed, signatures, fee_bump, inner) = match f.fee_bump {
+        None => (
+            f.source.base.clone(),
+            f.source.clone(),
+            outer_signatures,
+            None,
+            None,
+        ),
+        Some((fee_source, inner_hash)) => (
+            fee_source.base.clone(),
+            fee_source.clone(),
+            if f.by_inner_hash {
+                inner_signatures.clone()
+            } else {
+                outer_signatures.clone()
+            },
+            Some(FeeBumpJson {
+                hash: f.hash.to_string(),
+                signatures: outer_signatures,
+            }),
+            Some(InnerJson {
+                hash: inner_hash.to_string(),
+                signatures: inner_signatures,
+                max_fee: inner_max_fee.to_string(),
+            }),
+        ),
+    };
+    let placeholder = |what: &str, real: fn(&RealTx) -> &String| {
+        f.real
+            .map_or_else(|| placeholder_xdr(what), |r| real(r).clone())
+    };
     TxJson {
         _links: TxLinks {
             self_: Link::new(format!("{url}/transactions/{id}")),
@@ -358,10 +460,10 @@ pub(crate) fn transaction(f: &TxFacts<'_>) -> TxJson {
             succeeds: Link::new(format!("{url}/transactions?order=desc&cursor={pt}")),
             transaction: Link::new(format!("{url}/transactions/{id}")),
         },
+        hash: id.clone(),
         id,
         paging_token: pt,
         successful: f.successful,
-        hash: f.hash.to_string(),
         ledger: f.ledger,
         created_at: f.created_at.to_string(),
         source_account: f.source.base.clone(),
@@ -372,15 +474,17 @@ pub(crate) fn transaction(f: &TxFacts<'_>) -> TxJson {
         fee_account_muxed: fee_muxed.muxed_address(),
         fee_account_muxed_id: fee_muxed.muxed_id(),
         fee_charged: fee_charged.to_string(),
-        max_fee: max_fee.to_string(),
+        max_fee: outer_max_fee.to_string(),
         operation_count: f.op_count,
-        envelope_xdr: placeholder_xdr("envelope_xdr"),
-        result_xdr: placeholder_xdr("result_xdr"),
-        fee_meta_xdr: placeholder_xdr("fee_meta_xdr"),
+        envelope_xdr: placeholder("envelope_xdr", |r| &r.envelope_xdr),
+        result_xdr: placeholder("result_xdr", |r| &r.result_xdr),
+        result_meta_xdr: f.real.map(|r| r.result_meta_xdr.clone()),
+        fee_meta_xdr: placeholder("fee_meta_xdr", |r| &r.fee_meta_xdr),
         memo_type,
         memo_bytes,
         memo,
         signatures,
+        preconditions: f.real.and_then(|r| r.preconditions.clone()),
         fee_bump_transaction: fee_bump,
         inner_transaction: inner,
     }

@@ -16,6 +16,7 @@ use axum::response::Response;
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
+use crate::submission::{self, LedgerView, Rejected};
 use crate::{Msg, RequestLog, Shared, State, Sub, render};
 
 const HELLO: &[u8] = b"retry: 1000\nevent: open\ndata: \"hello\"\n\n";
@@ -28,26 +29,188 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
 }
 
+/// The most a `POST /transactions` body may have (Go's `ParseForm` reads at most 10 MiB).
+const MAX_FORM_BYTES: usize = 10 << 20;
+
 async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> Response {
-    let (parts, _body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).map(|q| q.0);
     let cursor = query.as_ref().ok().and_then(|q| q.get("cursor").cloned());
+    // The body is read before taking the lock.
+    let submission = if parts.method == Method::POST && path.trim_matches('/') == "transactions" {
+        Some(tx_param(&parts.headers, body, query.as_ref().ok()).await)
+    } else {
+        None
+    };
     let mut state = shared.lock();
-    let response = respond(
-        &shared,
-        &mut state,
-        &parts.method,
-        &parts.headers,
-        &path,
-        query.ok(),
-    );
+    let response = match submission {
+        Some(tx) => submit(&shared, &mut state, tx),
+        None => respond(
+            &shared,
+            &mut state,
+            &parts.method,
+            &parts.headers,
+            &path,
+            query.ok(),
+        ),
+    };
     state.requests.push(RequestLog {
         path,
         cursor,
         status: response.status().as_u16(),
     });
     response
+}
+
+/// Downtime and injected failures, which every request meets first.
+fn misbehave(state: &mut State) -> Option<Response> {
+    if state.down {
+        return Some(problem(503, None));
+    }
+    if let Some(failure) = state.failure.as_mut() {
+        failure.remaining -= 1;
+        let (status, retry_after) = (failure.status, failure.retry_after);
+        if failure.remaining == 0 {
+            state.failure = None;
+        }
+        return Some(injected_failure(status, retry_after));
+    }
+    None
+}
+
+/// The `tx` parameter of `POST /transactions` as Horizon's `getString` reads it: the form body's
+/// value (`application/x-www-form-urlencoded` or `multipart/form-data`), else the query's; any
+/// other content type is a 415. Without a `Content-Type`, Go does not read the body at all.
+async fn tx_param(
+    headers: &HeaderMap,
+    body: Body,
+    query: Option<&HashMap<String, String>>,
+) -> Result<String, Response> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let media_type = content_type.as_deref().map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let from_body = match media_type.as_deref() {
+        None => None,
+        Some("application/x-www-form-urlencoded") => {
+            let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+                .await
+                .unwrap_or_default();
+            serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+                .ok()
+                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "tx"))
+                .map(|(_, v)| v)
+        }
+        Some("multipart/form-data") => {
+            use axum::extract::FromRequest as _;
+            let request = Request::builder()
+                .header(
+                    header::CONTENT_TYPE,
+                    content_type.clone().unwrap_or_default(),
+                )
+                .body(body)
+                .expect("multipart request");
+            let mut value = None;
+            if let Ok(mut multipart) = axum::extract::Multipart::from_request(request, &()).await {
+                while let Ok(Some(field)) = multipart.next_field().await {
+                    if field.name() == Some("tx") {
+                        value = field.text().await.ok();
+                        break;
+                    }
+                }
+            }
+            value
+        }
+        Some(_) => return Err(problem(415, None)),
+    };
+    Ok(from_body
+        .filter(|tx| !tx.is_empty())
+        .or_else(|| query.and_then(|q| q.get("tx").cloned()))
+        .unwrap_or_default())
+}
+
+/// `POST /transactions`: see `submission.rs`.
+fn submit(shared: &Shared, state: &mut State, tx: Result<String, Response>) -> Response {
+    if let Some(response) = misbehave(state) {
+        return response;
+    }
+    let raw = match tx {
+        Ok(raw) => raw,
+        Err(response) => return response,
+    };
+    let outcome = submission::decode(&raw, &state.network_id).and_then(|decoded| {
+        decoded.horizon_precheck()?;
+        // Already in the ledger: Horizon answers with the stored transaction.
+        if let Some(body) = state.by_hash.get(&decoded.hash()) {
+            return Ok(body.clone());
+        }
+        let account = decoded.sequence_account();
+        let view = LedgerView {
+            close_time: state.close_time(),
+            next_ledger: state.ledger + 1,
+            last_sequence: state.posted_sequences.get(&account).copied(),
+        };
+        let accepted = submission::apply(&decoded, &view)?;
+        state
+            .posted_sequences
+            .insert(account, accepted.real.sequence);
+        let appended = state.append_tx(&shared.url, accepted.tx, Some(&accepted.real));
+        let mut answer = None;
+        for (hash, body) in appended.resources {
+            let body: Arc<str> = body.into();
+            answer.get_or_insert_with(|| body.clone());
+            state.by_hash.insert(hash, body);
+        }
+        state.submitted.push(accepted.real.hash);
+        Ok(answer.expect("the resource of a submitted transaction"))
+    });
+    match outcome {
+        Ok(body) => Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "application/hal+json; charset=utf-8")
+            .header(header::CONTENT_DISPOSITION, "inline")
+            .body(Body::from(body.to_string()))
+            .expect("submit response"),
+        Err(Rejected::Malformed) => custom_problem(
+            400,
+            "transaction_malformed",
+            "Transaction Malformed",
+            "Horizon could not decode the transaction envelope in this request. A transaction \
+             should be an XDR TransactionEnvelope struct encoded using base64.  The envelope read \
+             from this request is echoed in the `extras.envelope_xdr` field of this response for \
+             your convenience.",
+            Some(serde_json::json!({ "envelope_xdr": raw })),
+        ),
+        Err(Rejected::Failed { result_xdr, codes }) => custom_problem(
+            400,
+            "transaction_failed",
+            "Transaction Failed",
+            "The transaction failed when submitted to the stellar network. The \
+             `extras.result_codes` field on this response contains further details.  \
+             Descriptions of each code can be found at: \
+             https://developers.stellar.org/api/errors/http-status-codes/horizon-specific/transaction-failed/",
+            Some(FailedExtras {
+                envelope_xdr: &raw,
+                result_codes: &codes,
+                result_xdr: &result_xdr,
+            }),
+        ),
+    }
+}
+
+/// The `extras` of `transaction_failed`, in the order Go renders a map (sorted keys).
+#[derive(serde::Serialize)]
+struct FailedExtras<'a> {
+    envelope_xdr: &'a str,
+    result_codes: &'a submission::ResultCodes,
+    result_xdr: &'a str,
 }
 
 fn respond(
@@ -58,16 +221,8 @@ fn respond(
     path: &str,
     query: Option<HashMap<String, String>>,
 ) -> Response {
-    if state.down {
-        return problem(503, None);
-    }
-    if let Some(failure) = state.failure.as_mut() {
-        failure.remaining -= 1;
-        let (status, retry_after) = (failure.status, failure.retry_after);
-        if failure.remaining == 0 {
-            state.failure = None;
-        }
-        return injected_failure(status, retry_after);
+    if let Some(response) = misbehave(state) {
+        return response;
     }
     let Some(query) = query else {
         return problem(400, None);
@@ -349,6 +504,14 @@ fn problem_parts(status: u16) -> (String, String, Option<&'static str>) {
                  to this horizon instance.",
             ),
         ),
+        415 => known(
+            "unsupported_media_type",
+            "Unsupported Media Type",
+            Some(
+                "The request has an unsupported content type. Presently, the only supported \
+                 content type is application/x-www-form-urlencoded.",
+            ),
+        ),
         429 => known(
             "rate_limit_exceeded",
             "Rate Limit Exceeded",
@@ -401,7 +564,7 @@ fn problem_response(status: u16) -> axum::http::response::Builder {
 
 /// `problem.P`, in its field order.
 #[derive(serde::Serialize)]
-struct Problem {
+struct Problem<E: serde::Serialize> {
     #[serde(rename = "type")]
     kind: String,
     title: String,
@@ -409,25 +572,48 @@ struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    extras: Option<serde_json::Value>,
+    extras: Option<E>,
+}
+
+fn render_problem<E: serde::Serialize>(problem: &Problem<E>) -> String {
+    // Horizon indents problems with two spaces.
+    serde_json::to_string_pretty(problem).expect("problem JSON")
 }
 
 fn problem_body(status: u16, extras: Option<serde_json::Value>) -> String {
     let (kind, title, detail) = problem_parts(status);
-    let problem = Problem {
+    render_problem(&Problem {
         kind: format!("{PROBLEM_HOST}{kind}"),
         title,
         status,
         detail,
         extras,
-    };
-    // Horizon indents problems with two spaces.
-    serde_json::to_string_pretty(&problem).expect("problem JSON")
+    })
 }
 
 fn problem(status: u16, extras: Option<serde_json::Value>) -> Response {
     problem_response(status)
         .body(Body::from(problem_body(status, extras)))
+        .expect("problem response")
+}
+
+/// A problem that is not one of the well-known ones of `problem_parts`.
+fn custom_problem<E: serde::Serialize>(
+    status: u16,
+    kind: &str,
+    title: &str,
+    detail: &'static str,
+    extras: Option<E>,
+) -> Response {
+    let body = render_problem(&Problem {
+        kind: format!("{PROBLEM_HOST}{kind}"),
+        title: title.to_string(),
+        status,
+        detail: Some(detail),
+        extras,
+    });
+    problem_response(status)
+        .body(Body::from(body))
         .expect("problem response")
 }
 

@@ -960,9 +960,9 @@ def run(args, callbacks):
     time.sleep(QUIET_SECS)
     first_deliveries = [d for d in callbacks.all() if d["path"] == "/sep31/callback/first"]
     first_statuses = []
-    for delivery in first_deliveries:
-        check_signature(delivery, toml["SIGNING_KEY"], callbacks.host)
-        first_statuses.append(json.loads(delivery["body"])["transaction"]["status"])
+    for first_delivery in first_deliveries:
+        check_signature(first_delivery, toml["SIGNING_KEY"], callbacks.host)
+        first_statuses.append(json.loads(first_delivery["body"])["transaction"]["status"])
     last_body = json.loads(first_deliveries[-1]["body"]) if first_deliveries else None
     expect(
         last_body == get_transaction(sep31_url, token, first_id),
