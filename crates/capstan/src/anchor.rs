@@ -43,6 +43,11 @@ pub struct Anchor {
     pub payment_source: Arc<dyn crate::watcher::source::PaymentSource>,
     /// The watcher's streams in this process, for `/health`.
     pub streams: crate::watcher::Streams,
+    /// How receivers are paid out; `None`: no rails here (transactions wait for the
+    /// operator).
+    pub rails: Option<Arc<dyn crate::payout::rails::Rails>>,
+    /// Wakes the executor when a transaction became payable.
+    pub payout_wake: tokio::sync::Notify,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,7 @@ impl Anchor {
             sep31_receiver,
             fees,
             payment_source,
+            rails,
             ..
         } = extensions;
         let mut generated = Vec::new();
@@ -139,6 +145,18 @@ impl Anchor {
                 &config.sep31,
             ))
         });
+        let rails: Option<Arc<dyn crate::payout::rails::Rails>> = match rails {
+            Some(rails) => Some(rails),
+            None => match config.rails.kind {
+                crate::config::RailsKind::Simulated => {
+                    Some(Arc::new(crate::payout::simulated::SimulatedRails::new(
+                        store.clone(),
+                        config.rails.clone(),
+                    )))
+                }
+                crate::config::RailsKind::None => None,
+            },
+        };
         let files = FileStore::new(store.clone(), config.kyc.files_dir.clone());
         let customers: Arc<dyn Customers> = match (customers, &config.kyc.business) {
             (Some(customers), _) => customers,
@@ -169,6 +187,8 @@ impl Anchor {
             outbox_wake: tokio::sync::Notify::new(),
             payment_source,
             streams: crate::watcher::Streams::default(),
+            rails,
+            payout_wake: tokio::sync::Notify::new(),
         })
     }
 }

@@ -12,10 +12,12 @@ use serde::Deserialize;
 use stellar::{Keypair, Network, PublicKey};
 
 mod kyc;
+mod rails;
 mod sep31;
 mod watcher;
 
 pub use kyc::{AdminConfig, BusinessServer, CustomerType, KycConfig, ReviewMode};
+pub use rails::{RailsConfig, RailsKind, SimulatedMode};
 pub use sep31::{ReceiveAsset, ReceiveSettings, STELLAR_DECIMALS, Sep31Config, TransactionField};
 pub use watcher::{ShortPayments, StartAt, WatcherConfig};
 
@@ -24,7 +26,7 @@ pub use watcher::{ShortPayments, StartAt, WatcherConfig};
 pub const DEFAULT_CONFIG_FILE: &str = "capstan.toml";
 const ENV_PREFIX: &str = "CAPSTAN_";
 const SECTIONS: &[&str] = &[
-    "server", "stellar", "auth", "database", "toml", "kyc", "admin", "sep31", "watcher",
+    "server", "stellar", "auth", "database", "toml", "kyc", "admin", "sep31", "watcher", "rails",
 ];
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -113,6 +115,8 @@ struct FileConfig {
     sep31: sep31::Sep31Section,
     #[serde(default)]
     watcher: watcher::WatcherSection,
+    #[serde(default)]
+    rails: rails::RailsSection,
     #[serde(default)]
     documentation: BTreeMap<String, String>,
     #[serde(default)]
@@ -307,6 +311,7 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     pub sep31: Sep31Config,
     pub watcher: WatcherConfig,
+    pub rails: RailsConfig,
 }
 
 /// The `[DOCUMENTATION]` keys SEP-1 defines.
@@ -408,6 +413,7 @@ impl Config {
             admin,
             sep31,
             watcher,
+            rails,
             documentation,
             assets,
         } = file;
@@ -649,6 +655,7 @@ impl Config {
             ));
         }
 
+        let rails = rails::validate_rails(rails, network.is_public())?;
         Ok(Config {
             file: None,
             listen,
@@ -675,6 +682,7 @@ impl Config {
             kyc,
             admin: kyc::validate_admin(admin)?,
             watcher: watcher::validate_watcher(watcher)?,
+            rails,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod init;
 pub mod jwt;
 pub mod kyc;
 pub mod notify;
+pub mod payout;
 pub mod sep1;
 pub mod sep10;
 pub mod sep12;

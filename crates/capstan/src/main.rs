@@ -36,6 +36,25 @@ enum Command {
     /// Run only the payment watcher (and the callbacks it causes), for a deployment that
     /// runs it apart from the API; `serve` runs it too unless watcher.enabled = false.
     Watch,
+    /// Pay out funded transactions through the rails (the seeds'
+    /// execute_outgoing_transactions); `serve` runs it too unless rails.enabled = false.
+    Execute {
+        /// One pass, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between passes (default: rails.execute_interval_secs).
+        #[arg(long)]
+        interval: Option<u64>,
+    },
+    /// Follow up payouts under way (the seeds' poll_outgoing_transactions).
+    Poll {
+        /// One pass, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between passes (default: rails.poll_interval_secs).
+        #[arg(long)]
+        interval: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +78,12 @@ fn main() -> ExitCode {
         Command::Migrate => runtime.block_on(migrate(cli.config)),
         Command::Serve => runtime.block_on(serve(cli.config)),
         Command::Watch => runtime.block_on(watch(cli.config)),
+        Command::Execute { once, interval } => {
+            runtime.block_on(pay(cli.config, Worker::Execute, once, interval))
+        }
+        Command::Poll { once, interval } => {
+            runtime.block_on(pay(cli.config, Worker::Poll, once, interval))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -140,6 +165,19 @@ async fn serve(config: Option<PathBuf>) -> Result<(), String> {
         );
     }
     print_watcher(anchor, false);
+    match (&anchor.rails, config.rails.enabled) {
+        (Some(rails), true) => println!(
+            "  payouts:     {} rails, executed and polled here",
+            rails.name()
+        ),
+        (Some(rails), false) => println!(
+            "  payouts:     {} rails, off in this process (run `capstan execute` and `capstan poll`)",
+            rails.name()
+        ),
+        (None, _) => {
+            println!("  payouts:     no rails; funded transactions wait in pending_receiver")
+        }
+    }
     match running.admin_addr {
         Some(addr) => {
             println!("  admin API:   http://{addr} (Authorization: Bearer <admin.api_key>)")
@@ -178,6 +216,80 @@ async fn watch(config: Option<PathBuf>) -> Result<(), String> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     watching.shutdown().await;
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Worker {
+    Execute,
+    Poll,
+}
+
+async fn pay(
+    config: Option<PathBuf>,
+    worker: Worker,
+    once: bool,
+    interval: Option<u64>,
+) -> Result<(), String> {
+    let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(0) = interval {
+        return Err("--interval must be at least 1 second".into());
+    }
+    let rails = &config.rails;
+    let every = |default: std::time::Duration| {
+        interval
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(default)
+    };
+    let (executor, poller) = match worker {
+        Worker::Execute => (Some(every(rails.execute_interval)), None),
+        Worker::Poll => (None, Some(every(rails.poll_interval))),
+    };
+    if once {
+        let anchor = capstan::server::open(config, Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        if anchor.rails.is_none() {
+            return Err("no rails are configured (rails.kind = \"none\")".into());
+        }
+        let n = match worker {
+            Worker::Execute => {
+                capstan::payout::execute_due(
+                    &anchor,
+                    &format!("execute-once-{}", std::process::id()),
+                )
+                .await
+            }
+            Worker::Poll => capstan::payout::poll_due(&anchor).await,
+        };
+        // The callbacks those changes queued are sent by whichever process runs the
+        // sender (serve, watch, or a looping execute/poll).
+        println!("{n} transaction(s) handled");
+        anchor.store.close().await;
+        return Ok(());
+    }
+    let running = capstan::server::start_paying(config, Default::default(), executor, poller)
+        .await
+        .map_err(|e| e.to_string())?;
+    match &running.anchor.rails {
+        Some(rails) => println!(
+            "capstan {} {} with the {} rails",
+            env!("CARGO_PKG_VERSION"),
+            if worker == Worker::Execute {
+                "executing payouts"
+            } else {
+                "polling payouts"
+            },
+            rails.name()
+        ),
+        None => {
+            running.shutdown().await;
+            return Err("no rails are configured (rails.kind = \"none\")".into());
+        }
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use crate::anchor::{Anchor, AppState, StartError};
 use crate::config::Config;
 use crate::kyc::Customers;
 use crate::store::{Store, unix_now};
-use crate::{admin, http, notify, sep31, watcher};
+use crate::{admin, http, notify, payout, sep31, watcher};
 
 /// What an embedding binary (or a test) adds to the anchor.
 #[derive(Default)]
@@ -28,6 +28,8 @@ pub struct Extensions {
     pub fees: Option<Arc<dyn crate::sep31::integration::Fees>>,
     /// Replaces Horizon as the payment watcher's source of payments.
     pub payment_source: Option<Arc<dyn crate::watcher::source::PaymentSource>>,
+    /// Replaces the configured rails.
+    pub rails: Option<Arc<dyn crate::payout::rails::Rails>>,
 }
 
 /// A running anchor. Dropping it does not stop it; call [`Running::shutdown`].
@@ -144,6 +146,19 @@ pub async fn start_with(
     if anchor.config.watcher.enabled {
         tasks.push(tokio::spawn(watcher::run(anchor.clone(), stopped.clone())));
     }
+    if anchor.config.rails.enabled {
+        let rails = &anchor.config.rails;
+        tasks.push(tokio::spawn(payout::run_executor(
+            anchor.clone(),
+            stopped.clone(),
+            rails.execute_interval,
+        )));
+        tasks.push(tokio::spawn(payout::run_poller(
+            anchor.clone(),
+            stopped.clone(),
+            rails.poll_interval,
+        )));
+    }
     tasks.push(tokio::spawn(sep31::expiry::run(
         anchor.clone(),
         stopped.clone(),
@@ -159,6 +174,11 @@ pub async fn start_with(
         stop,
         tasks,
     })
+}
+
+/// The anchor without any server or loop: for one-off passes (`capstan execute --once`).
+pub async fn open(config: Config, extensions: Extensions) -> Result<AppState, StartError> {
+    open_anchor(config, extensions).await
 }
 
 async fn open_anchor(config: Config, extensions: Extensions) -> Result<AppState, StartError> {
@@ -185,6 +205,38 @@ pub async fn start_watching(
         tokio::spawn(watcher::run(anchor.clone(), stopped.clone())),
         tokio::spawn(notify::run(anchor.clone(), stopped)),
     ];
+    Ok(Watching {
+        anchor,
+        stop,
+        tasks,
+    })
+}
+
+/// Only the payout executor or poller (`capstan execute`, `capstan poll`), with the
+/// callback sender for the changes they make.
+pub async fn start_paying(
+    config: Config,
+    extensions: Extensions,
+    executor: Option<Duration>,
+    poller: Option<Duration>,
+) -> Result<Watching, StartError> {
+    let anchor = open_anchor(config, extensions).await?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(notify::run(anchor.clone(), stopped.clone()))];
+    if let Some(interval) = executor {
+        tasks.push(tokio::spawn(payout::run_executor(
+            anchor.clone(),
+            stopped.clone(),
+            interval,
+        )));
+    }
+    if let Some(interval) = poller {
+        tasks.push(tokio::spawn(payout::run_poller(
+            anchor.clone(),
+            stopped.clone(),
+            interval,
+        )));
+    }
     Ok(Watching {
         anchor,
         stop,

@@ -6,223 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml, json_of};
+use common::world::{World, g, world, world_on, world_toml};
+use common::{AppOptions, TestApp, json_of};
 use fake_horizon::{Asset, FakeHorizon, Memo, Op, Tx};
 use serde_json::{Value, json};
 use stellar::{ClientAccount, Keypair};
-
-/// An anchor receiving USDC (fixed fee 1) at a fresh distribution account, streaming a fake
-/// Horizon, with a logged-in sending anchor. No SEP-31 customer types are configured, so a
-/// POST is payable at once (KYC has its own tests).
-struct World {
-    app: TestApp,
-    horizon: FakeHorizon,
-    issuer: String,
-    distribution: String,
-    token: String,
-    /// The sending anchor's account, which pays.
-    payer: String,
-    sender: Keypair,
-}
-
-fn g(key: &Keypair) -> String {
-    key.public_key().to_string()
-}
-
-fn world_toml(horizon: &FakeHorizon, issuer: &str, distribution: &str, extra: &str) -> String {
-    // From the start of history unless the test says otherwise, so no payment a test makes
-    // can slip in before the first connection.
-    let start = if extra.contains("start =") {
-        ""
-    } else {
-        "start = \"0\"\n"
-    };
-    format!(
-        "[stellar]\nhorizon_url = \"{}\"\n\
-         [watcher]\nenabled = true\n{start}max_backoff_secs = 1\n{extra}\n\
-         [[assets]]\ncode = \"USDC\"\nissuer = \"{issuer}\"\ndistribution_account = \"{distribution}\"\n\
-         [sep31.assets.USDC]\nfee_fixed = \"1\"\n\
-         [kyc.types.individual]\nfields = [\"first_name\"]\n\
-         {}",
-        horizon.url(),
-        admin_toml()
-    )
-}
-
-async fn world(db: Option<String>, watcher_toml: &str) -> World {
-    let horizon = FakeHorizon::start().await;
-    let issuer = g(&Keypair::random());
-    let distribution = g(&Keypair::random());
-    world_on(horizon, issuer, distribution, db, watcher_toml).await
-}
-
-/// A world on a Horizon that may already have history.
-async fn world_on(
-    horizon: FakeHorizon,
-    issuer: String,
-    distribution: String,
-    db: Option<String>,
-    watcher_toml: &str,
-) -> World {
-    let app = TestApp::spawn_with(AppOptions {
-        toml: world_toml(&horizon, &issuer, &distribution, watcher_toml),
-        database_url: db,
-        ..Default::default()
-    })
-    .await;
-    let sender = Keypair::random();
-    let token = app.token_for(&sender, None).await;
-    World {
-        app,
-        horizon,
-        issuer,
-        distribution,
-        token,
-        payer: g(&sender),
-        sender,
-    }
-}
-
-impl World {
-    fn usdc(&self) -> Asset {
-        Asset::credit("USDC", &self.issuer)
-    }
-
-    /// POST /transactions: (id, memo).
-    async fn create(&self, amount: &str) -> (String, u64) {
-        let response = self
-            .app
-            .http
-            .post(format!("{}/sep31/transactions", self.app.url))
-            .bearer_auth(&self.token)
-            .json(&json!({"amount": amount, "asset_code": "USDC", "funding_method": "SEPA"}))
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = json_of(response).await;
-        assert_eq!(status, 201, "{body}");
-        assert_eq!(body["stellar_account_id"], self.distribution.as_str());
-        assert_eq!(body["stellar_memo_type"], "id");
-        let memo = body["stellar_memo"].as_str().unwrap().parse().unwrap();
-        (body["id"].as_str().unwrap().to_owned(), memo)
-    }
-
-    /// A plain payment of USDC to the distribution account; returns its paging token.
-    fn pay(&self, memo: Memo, amount: &str) -> String {
-        self.submit(Tx::new(
-            &self.payer,
-            memo,
-            vec![Op::Payment {
-                from: None,
-                to: self.distribution.clone(),
-                asset: self.usdc(),
-                amount: amount.into(),
-            }],
-        ))
-    }
-
-    /// Submits a transaction; returns the paging token of its last operation.
-    fn submit(&self, tx: Tx) -> String {
-        let tokens = self.horizon.submit(tx);
-        tokens.last().cloned().expect("an operation")
-    }
-
-    async fn transaction(&self, id: &str) -> Value {
-        let response = self
-            .app
-            .http
-            .get(format!("{}/sep31/transactions/{id}", self.app.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = json_of(response).await;
-        assert_eq!(status, 200, "{body}");
-        body["transaction"].clone()
-    }
-
-    async fn wait_status(&self, id: &str, status: &str) -> Value {
-        for _ in 0..400 {
-            let t = self.transaction(id).await;
-            if t["status"] == status {
-                return t;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!(
-            "transaction {id} never became {status}: {}",
-            self.transaction(id).await
-        );
-    }
-
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .app
-            .http
-            .request(method, format!("{}{path}", self.app.admin_url()))
-            .bearer_auth(ADMIN_KEY);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        json_of(request.send().await.unwrap()).await
-    }
-
-    async fn payments(&self, query: &str) -> Vec<Value> {
-        let (status, body) = self
-            .admin(
-                reqwest::Method::GET,
-                &format!("/admin/payments?{query}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["payments"].as_array().unwrap().clone()
-    }
-
-    /// Waits until the watcher recorded `n` payments in all.
-    async fn wait_recorded(&self, n: usize) -> Vec<Value> {
-        for _ in 0..400 {
-            let payments = self.payments("limit=200").await;
-            if payments.len() >= n {
-                return payments;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!(
-            "the watcher recorded {} payments, not {n}",
-            self.payments("limit=200").await.len()
-        );
-    }
-
-    /// Waits until the stream has passed the newest record (its stored cursor is Horizon's
-    /// latest paging token), so anything not recorded by then was ignored.
-    async fn wait_caught_up(&self) {
-        let latest = self
-            .horizon
-            .latest_token()
-            .expect("something was submitted");
-        for _ in 0..400 {
-            let cursor = self
-                .app
-                .running
-                .anchor
-                .store
-                .watcher_cursor(&self.distribution)
-                .await
-                .unwrap();
-            if cursor.as_deref() == Some(latest.as_str()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the watcher never reached cursor {latest}");
-    }
-}
 
 // ---- the two backends ---------------------------------------------------------------------
 
@@ -576,7 +364,7 @@ async fn a_restart_resumes_from_the_stored_cursor(db: Option<String>) {
     let requests_before = horizon.requests().len();
 
     let app = TestApp::spawn_with(AppOptions {
-        toml: world_toml(&horizon, &issuer, &distribution, ""),
+        toml: world_toml(&horizon, &issuer, &distribution, "", ""),
         database_url: Some(db),
         ..Default::default()
     })
@@ -828,6 +616,7 @@ async fn the_first_start_follows_watcher_start() {
         distribution.clone(),
         None,
         "start = \"now\"",
+        "",
     )
     .await;
     for _ in 0..400 {
@@ -860,6 +649,7 @@ async fn the_first_start_follows_watcher_start() {
         distribution,
         None,
         &format!("start = \"{first}\""),
+        "",
     )
     .await;
     w.wait_recorded(3).await;

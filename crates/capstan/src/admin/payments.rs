@@ -212,6 +212,7 @@ pub async fn attach(
         {
             Resolved::Done => {
                 anchor.outbox_wake.notify_one();
+                anchor.payout_wake.notify_one();
                 tracing::info!(payment = %p.id, transaction = %t.id, "held payment attached by the operator");
                 return Ok(Json(payment_json(&payment(&anchor, &id).await?)));
             }

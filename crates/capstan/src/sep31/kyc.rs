@@ -109,7 +109,10 @@ async fn resume_if_ready(anchor: &AppState, transaction: &TransactionRow) {
             .await
     };
     match result {
-        Ok(_) => anchor.outbox_wake.notify_one(),
+        Ok(_) => {
+            anchor.outbox_wake.notify_one();
+            anchor.payout_wake.notify_one();
+        }
         // Another request or replica moved it first.
         Err(TransitionError::Illegal(_)) => {}
         Err(e) => {

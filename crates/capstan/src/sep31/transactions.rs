@@ -612,6 +612,7 @@ pub async fn patch_transaction(
         .await
         .map_err(transition_error)?;
     anchor.outbox_wake.notify_one();
+    anchor.payout_wake.notify_one();
     Ok(Json(transaction_body(&updated)))
 }
 

@@ -15,6 +15,7 @@ mod callbacks;
 mod customers;
 mod files;
 mod payments;
+mod payouts;
 mod secrets;
 mod transactions;
 
@@ -22,6 +23,7 @@ pub use callbacks::{CallbackRow, OutboxRow};
 pub use customers::{CustomerRow, Erased, FieldRow, FieldWrite};
 pub use files::FileRow;
 pub use payments::{BatchWritten, Funding, PaymentFilter, PaymentRecord, PaymentRow, Resolved};
+pub use payouts::{Claimed, PayoutRow, RoundEnd, RoundWritten, SimulatedPayout};
 pub use transactions::{
     EventRow, TransactionFilter, TransactionRow, TransitionError, prepare_transition,
 };

@@ -69,7 +69,7 @@ pub enum TransitionError {
     Store(#[from] StoreError),
 }
 
-const COLUMNS: &str = "id, sending_anchor, status, status_message, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, sender_id, receiver_id, stellar_account_id, stellar_memo_type, stellar_memo, refund_memo, refund_memo_type, fields, required_info_message, required_info_updates, stellar_transaction_id, external_transaction_id, refunds, paid, version, callback_url, started_at, updated_at, completed_at, expires_at";
+pub(super) const COLUMNS: &str = "id, sending_anchor, status, status_message, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, sender_id, receiver_id, stellar_account_id, stellar_memo_type, stellar_memo, refund_memo, refund_memo_type, fields, required_info_message, required_info_updates, stellar_transaction_id, external_transaction_id, refunds, paid, version, callback_url, started_at, updated_at, completed_at, expires_at";
 
 /// How often a transition re-reads a row that changed under it before giving up.
 const CAS_ATTEMPTS: usize = 8;

@@ -379,6 +379,7 @@ fn report(anchor: &AppState, account: &str, records: &[PaymentRecord], new: usiz
     });
     if funded {
         anchor.outbox_wake.notify_one();
+        anchor.payout_wake.notify_one();
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod callbacks;
+pub mod world;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -144,7 +145,8 @@ impl TestApp {
              [stellar]\nhorizon_url = \"{}\"\nsigning_seed = \"{}\"\n\
              [auth]\njwt_secret = \"{JWT_SECRET}\"\n\
              [database]\nurl = \"{database_url}\"\n\
-             [watcher]\nenabled = false\n",
+             [watcher]\nenabled = false\n\
+             [rails]\nenabled = false\n",
             horizon.url,
             server_key.secret_seed(),
         );

@@ -1,0 +1,397 @@
+//! Paying receivers out (the seeds' `execute_outgoing_transactions` and
+//! `poll_outgoing_transactions`). The executor claims funded `pending_receiver`
+//! transactions with a lease, records the round before it calls the rails, and writes the
+//! outcome together with the status change; a round cut short by a crash is reconciled
+//! through the rails, never blindly paid again. The poller follows up payouts the rails
+//! left `pending_external`.
+
+pub mod rails;
+pub mod simulated;
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::anchor::AppState;
+use crate::sep31::status::Status;
+use crate::sep31::transactions::transaction_body;
+use crate::store::{
+    Claimed, PayoutRow, RoundEnd, RoundWritten, TransactionRow, prepare_transition, unix_now,
+};
+use rails::{Outcome, Payout, RailsError, Reconciled};
+
+/// The actor written in the events of the status changes the rails make.
+pub const ACTOR: &str = "rails";
+/// Transactions claimed per pass.
+const BATCH: i64 = 50;
+/// Attempts at writing an outcome over a transaction that keeps changing.
+const WRITE_ATTEMPTS: usize = 8;
+
+/// Runs the executor until `stopped`: a pass every `interval`, and at once when woken.
+pub async fn run_executor(
+    anchor: AppState,
+    mut stopped: watch::Receiver<bool>,
+    interval: Duration,
+) {
+    let Some(_) = &anchor.rails else { return };
+    let owner = format!("executor-{}", uuid::Uuid::new_v4());
+    loop {
+        // A full batch means more may be waiting: go on without sleeping.
+        let done = execute_due(&anchor, &owner).await;
+        if done < BATCH as usize {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = anchor.payout_wake.notified() => {}
+                _ = stopped.changed() => return,
+            }
+        } else if *stopped.borrow() {
+            return;
+        }
+    }
+}
+
+/// Runs the poller until `stopped`.
+pub async fn run_poller(anchor: AppState, mut stopped: watch::Receiver<bool>, interval: Duration) {
+    let Some(_) = &anchor.rails else { return };
+    loop {
+        poll_due(&anchor).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// One executor pass: claims what is due and executes it. Returns how many it took.
+pub async fn execute_due(anchor: &AppState, owner: &str) -> usize {
+    let lease = lease_secs(anchor);
+    let claimed = match anchor.store.claim_payouts(owner, BATCH, lease).await {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot claim payouts");
+            return 0;
+        }
+    };
+    let n = claimed.len();
+    for c in claimed {
+        execute_one(anchor, c).await;
+    }
+    n
+}
+
+/// The lease outlasts the longest rails call, so a live executor never loses its round.
+fn lease_secs(anchor: &AppState) -> i64 {
+    anchor.config.rails.timeout.as_secs() as i64 * 2 + 30
+}
+
+async fn execute_one(anchor: &AppState, c: Claimed) {
+    let Some(rails) = &anchor.rails else { return };
+    let payout = Payout {
+        transaction: &c.transaction,
+        idempotency_key: &c.payout.idempotency_key,
+        round: c.payout.round,
+    };
+    let id = &c.transaction.id;
+    let timeout = anchor.config.rails.timeout;
+    if c.interrupted {
+        tracing::warn!(transaction = %id, key = %payout.idempotency_key, "a payout round was cut short; asking the rails what became of it");
+        match tokio::time::timeout(timeout, rails.reconcile(&payout)).await {
+            Ok(Ok(Reconciled::Executed(outcome))) => {
+                return apply(anchor, &c, outcome).await;
+            }
+            Ok(Ok(Reconciled::NotExecuted)) => {}
+            Ok(Ok(Reconciled::Unknown)) => {
+                return hold(
+                    anchor,
+                    &c.payout,
+                    "the payout was cut short and the rails cannot tell whether it was made",
+                )
+                .await;
+            }
+            Ok(Err(e)) => return retry_reconcile(anchor, &c.payout, &e.to_string()).await,
+            Err(_) => {
+                return retry_reconcile(anchor, &c.payout, "the rails did not answer in time")
+                    .await;
+            }
+        }
+    }
+    tracing::info!(transaction = %id, key = %payout.idempotency_key, round = payout.round, attempt = c.payout.attempts, "executing payout");
+    match tokio::time::timeout(timeout, rails.execute(&payout)).await {
+        Ok(Ok(outcome)) => apply(anchor, &c, outcome).await,
+        Ok(Err(RailsError::Permanent(message))) => {
+            apply(anchor, &c, Outcome::Error { message }).await
+        }
+        Ok(Err(RailsError::Retryable(message))) => {
+            if c.payout.attempts >= i64::from(anchor.config.rails.max_attempts) {
+                let message = format!(
+                    "the payout failed {} times; last: {message}",
+                    c.payout.attempts
+                );
+                apply(anchor, &c, Outcome::Error { message }).await
+            } else {
+                let wait = backoff_secs(c.payout.attempts);
+                tracing::warn!(transaction = %id, error = %message, retry_in_secs = wait, "payout failed; will retry");
+                end(
+                    anchor,
+                    &c.payout,
+                    RoundEnd {
+                        state: "waiting",
+                        next_attempt_at: unix_now() + wait,
+                        last_error: Some(&message),
+                        transition: None,
+                    },
+                )
+                .await;
+            }
+        }
+        // The call may or may not have reached the rails: reconciled on the next pass.
+        Err(_) => retry_reconcile(anchor, &c.payout, "the rails did not answer in time").await,
+    }
+}
+
+fn backoff_secs(attempts: i64) -> i64 {
+    2i64.saturating_pow(attempts.clamp(0, 12) as u32).min(3600)
+}
+
+/// Leaves the round executing with its lease run out, so the next pass reconciles it.
+async fn retry_reconcile(anchor: &AppState, payout: &PayoutRow, error: &str) {
+    tracing::warn!(transaction = %payout.transaction_id, %error, "payout outcome unknown; it will be reconciled");
+    end(
+        anchor,
+        payout,
+        RoundEnd {
+            state: "executing",
+            next_attempt_at: unix_now() + backoff_secs(payout.attempts),
+            last_error: Some(error),
+            transition: None,
+        },
+    )
+    .await;
+}
+
+async fn hold(anchor: &AppState, payout: &PayoutRow, why: &str) {
+    tracing::error!(transaction = %payout.transaction_id, key = %payout.idempotency_key, why, "payout held for the operator");
+    end(
+        anchor,
+        payout,
+        RoundEnd {
+            state: "held",
+            next_attempt_at: 0,
+            last_error: Some(why),
+            transition: None,
+        },
+    )
+    .await;
+}
+
+async fn end(anchor: &AppState, payout: &PayoutRow, round_end: RoundEnd<'_>) {
+    match anchor.store.end_round(payout, &round_end, ACTOR).await {
+        Ok(RoundWritten::Done) => {}
+        Ok(other) => {
+            tracing::warn!(transaction = %payout.transaction_id, ?other, "payout round not recorded")
+        }
+        Err(e) => {
+            tracing::warn!(transaction = %payout.transaction_id, error = %e, "cannot record the payout round; it will be reconciled")
+        }
+    }
+}
+
+/// The status an outcome sets, and how it edits the transaction.
+fn target(outcome: &Outcome) -> (Status, String) {
+    match outcome {
+        Outcome::Completed { .. } => (Status::Completed, "paid out".into()),
+        Outcome::PendingExternal { .. } => (Status::PendingExternal, "payout submitted".into()),
+        Outcome::NeedsCustomerInfo { message, .. } => (
+            Status::PendingCustomerInfoUpdate,
+            format!("the rails need customer information: {message}"),
+        ),
+        Outcome::NeedsTransactionInfo { message, .. } => (
+            Status::PendingTransactionInfoUpdate,
+            format!("the rails need transaction information: {message}"),
+        ),
+        Outcome::Error { message } => (Status::Error, format!("payout failed: {message}")),
+        Outcome::Returned { message } => (
+            Status::PendingReceiver,
+            format!("the payout came back: {message}"),
+        ),
+    }
+}
+
+fn edit(outcome: &Outcome, t: &mut TransactionRow) {
+    match outcome {
+        Outcome::Completed { external_id } | Outcome::PendingExternal { external_id } => {
+            if external_id.is_some() {
+                t.external_transaction_id = external_id.clone();
+            }
+            t.status_message = None;
+        }
+        Outcome::NeedsCustomerInfo { message, .. } => t.status_message = Some(message.clone()),
+        Outcome::NeedsTransactionInfo { message, fields } => {
+            t.required_info_message = Some(message.clone());
+            t.required_info_updates = Some(json!({ "transaction": fields }).to_string());
+        }
+        Outcome::Error { message } | Outcome::Returned { message } => {
+            t.status_message = Some(message.clone())
+        }
+    }
+}
+
+/// Writes an executed round's outcome: the status change and the end of the round, in one
+/// database transaction. An outcome the status machine refuses (the operator failed the
+/// transaction meanwhile) is not stored: the round is held for the operator.
+async fn apply(anchor: &AppState, c: &Claimed, outcome: Outcome) {
+    let id = &c.transaction.id;
+    if let Outcome::NeedsCustomerInfo {
+        sender_fields,
+        receiver_fields,
+        ..
+    } = &outcome
+        && let Err(e) = flag_customers(anchor, &c.transaction, sender_fields, receiver_fields).await
+    {
+        return retry_reconcile(anchor, &c.payout, &e).await;
+    }
+    let (to, reason) = target(&outcome);
+    for _ in 0..WRITE_ATTEMPTS {
+        let current = match anchor.store.transaction(id).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return,
+            Err(e) => return retry_reconcile(anchor, &c.payout, &e.to_string()).await,
+        };
+        let next = match prepare_transition(&current, to, |t| edit(&outcome, t)) {
+            Ok(next) => next,
+            Err(e) => {
+                return hold(
+                    anchor,
+                    &c.payout,
+                    &format!("the rails answered {to}, but {e}"),
+                )
+                .await;
+            }
+        };
+        let body = next
+            .callback_url
+            .as_ref()
+            .map(|_| transaction_body(&next).to_string());
+        let round_end = RoundEnd {
+            state: "done",
+            next_attempt_at: 0,
+            last_error: None,
+            transition: Some((&current, &next, &reason, body.as_deref())),
+        };
+        match anchor.store.end_round(&c.payout, &round_end, ACTOR).await {
+            Ok(RoundWritten::Done) => {
+                tracing::info!(transaction = %id, status = %to, "payout round done");
+                anchor.outbox_wake.notify_one();
+                if matches!(outcome, Outcome::NeedsCustomerInfo { .. }) {
+                    for customer in [&current.sender_id, &current.receiver_id]
+                        .into_iter()
+                        .flatten()
+                    {
+                        crate::kyc::callbacks::customer_changed(anchor, customer).await;
+                    }
+                }
+                return;
+            }
+            Ok(RoundWritten::TransactionChanged) => continue,
+            Ok(RoundWritten::LeaseLost) => {
+                tracing::warn!(transaction = %id, "another executor took this payout round over; its outcome is left to it");
+                return;
+            }
+            Err(e) => return retry_reconcile(anchor, &c.payout, &e.to_string()).await,
+        }
+    }
+    retry_reconcile(anchor, &c.payout, "the transaction kept changing").await
+}
+
+/// Marks the fields the rails name as rejected (built-in KYC), so SEP-12 asks for them and
+/// the transaction resumes once the customer is ACCEPTED again.
+async fn flag_customers(
+    anchor: &AppState,
+    t: &TransactionRow,
+    sender_fields: &[(String, String)],
+    receiver_fields: &[(String, String)],
+) -> Result<(), String> {
+    if anchor.config.kyc.business.is_some() {
+        // The business server keeps the customers and asks for the fields itself.
+        return Ok(());
+    }
+    for (customer, fields) in [
+        (&t.sender_id, sender_fields),
+        (&t.receiver_id, receiver_fields),
+    ] {
+        if let (Some(customer), false) = (customer, fields.is_empty()) {
+            anchor
+                .store
+                .request_customer_fields(customer, fields)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// One poller pass: asks the rails about every `pending_external` payout and applies what
+/// moved on. Returns how many changed.
+pub async fn poll_due(anchor: &AppState) -> usize {
+    let Some(rails) = &anchor.rails else { return 0 };
+    let mut changed = 0;
+    let pending = match anchor.store.pending_external(500).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read pending_external transactions");
+            return 0;
+        }
+    };
+    if pending.is_empty() {
+        return 0;
+    }
+    let moved = match tokio::time::timeout(anchor.config.rails.timeout, rails.poll(&pending)).await
+    {
+        Ok(Ok(moved)) => moved,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the rails' poll failed");
+            return 0;
+        }
+        Err(_) => {
+            tracing::warn!("the rails' poll did not answer in time");
+            return 0;
+        }
+    };
+    for (id, outcome) in moved {
+        if !pending.iter().any(|t| t.id == id) {
+            tracing::warn!(transaction = %id, "the rails' poll named a transaction it was not asked about");
+            continue;
+        }
+        let (to, reason) = target(&outcome);
+        if to == Status::PendingExternal {
+            continue;
+        }
+        let result = anchor
+            .store
+            .transition(
+                &id,
+                to,
+                ACTOR,
+                Some(&reason),
+                |t| edit(&outcome, t),
+                |t| transaction_body(t).to_string(),
+            )
+            .await;
+        match result {
+            Ok(_) => {
+                changed += 1;
+                if to == Status::PendingReceiver {
+                    anchor.payout_wake.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(transaction = %id, error = %e, "cannot apply the rails' poll result")
+            }
+        }
+    }
+    if changed > 0 {
+        anchor.outbox_wake.notify_one();
+    }
+    changed
+}

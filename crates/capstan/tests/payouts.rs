@@ -1,0 +1,415 @@
+//! Payouts, black-box: a SEP-31 transaction is created over HTTP, paid through the fake
+//! Horizon, matched by the watcher, and paid out by the executor through the simulated
+//! rails (and followed up by the poller), with signed callbacks at each step. On SQLite and
+//! PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::callbacks::{Recorder, verified};
+use common::world::{World, world_with};
+use fake_horizon::{Memo, Op, Tx};
+use serde_json::{Value, json};
+
+const WITHIN: Duration = Duration::from_secs(20);
+
+/// The simulated rails, run every second (the executor is also woken by each payment).
+fn rails(extra: &str) -> String {
+    format!("[rails]\nenabled = true\nexecute_interval_secs = 1\npoll_interval_secs = 1\n{extra}\n")
+}
+
+/// SEP-31 KYC types, so transactions have a sender and a receiver to correct.
+const TYPES: &str = "[kyc.types.sep31-sender]\nfields = [\"first_name\", \"last_name\"]\n\
+                     [kyc.types.sep31-receiver]\nfields = [\"first_name\", \"bank_account_number\"]\n";
+
+async fn callback(w: &World, id: &str) -> (Recorder, String) {
+    let wallet = Recorder::default();
+    let url = wallet.start("/cb").await;
+    let response = w
+        .app
+        .http
+        .put(format!("{}/sep31/transactions/{id}/callback", w.app.url))
+        .bearer_auth(&w.token)
+        .json(&json!({ "url": url }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    (wallet, url)
+}
+
+/// The statuses the callbacks carried, each checked as a wallet checks it.
+async fn heard(w: &World, wallet: &Recorder, url: &str, n: usize) -> Vec<String> {
+    wallet
+        .wait_for(n, WITHIN)
+        .await
+        .iter()
+        .map(|d| {
+            verified(d, &w.app.server_key.public_key(), url);
+            d.json()["transaction"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+async fn events(w: &World, id: &str) -> Vec<(String, String)> {
+    let (status, detail) = w
+        .admin(
+            reqwest::Method::GET,
+            &format!("/admin/transactions/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["to"].as_str().unwrap().to_owned(),
+                e["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn step(to: &str, actor: &str) -> (String, String) {
+    (to.to_owned(), actor.to_owned())
+}
+
+/// (key, calls) of every simulated payout of the transaction.
+async fn ledger(w: &World, id: &str) -> Vec<(String, i64)> {
+    w.app
+        .running
+        .anchor
+        .store
+        .simulated_payouts()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.transaction_id == id)
+        .map(|p| (p.idempotency_key, p.calls))
+        .collect()
+}
+
+/// SEP-12 PUT under the sending anchor's token with `memo`; returns the customer id.
+async fn customer(w: &World, memo: &str, fields: Value) -> String {
+    let token = w.app.token_for(&w.sender, Some(memo)).await;
+    let response = w
+        .app
+        .http
+        .put(format!("{}/customer", w.app.kyc_url()))
+        .bearer_auth(&token)
+        .json(&fields)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::json_of(response).await;
+    assert_eq!(status, 202, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn create_with(w: &World, body: Value) -> (String, u64) {
+    let response = w
+        .app
+        .http
+        .post(format!("{}/sep31/transactions", w.app.url))
+        .bearer_auth(&w.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::json_of(response).await;
+    assert_eq!(status, 201, "{body}");
+    let memo = body["stellar_memo"].as_str().unwrap().parse().unwrap();
+    (body["id"].as_str().unwrap().to_owned(), memo)
+}
+
+/// A transaction with an ACCEPTED sender and receiver, for `amount`.
+async fn create_with_customers(w: &World, amount: &str) -> (String, u64, String) {
+    let sender = customer(
+        w,
+        "1",
+        json!({"type": "sep31-sender", "first_name": "Ana", "last_name": "Silva"}),
+    )
+    .await;
+    let receiver = customer(
+        w,
+        "2",
+        json!({"type": "sep31-receiver", "first_name": "Bruno", "bank_account_number": "12345678"}),
+    )
+    .await;
+    let (id, memo) = create_with(
+        w,
+        json!({"amount": amount, "asset_code": "USDC", "funding_method": "SEPA",
+               "sender_id": sender, "receiver_id": receiver}),
+    )
+    .await;
+    (id, memo, receiver)
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident => $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test]
+        async fn $sqlite() {
+            $name(None).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            let Some(url) = common::postgres_url(stringify!($name)).await else {
+                return;
+            };
+            $name(Some(url)).await;
+        }
+    )*};
+}
+
+on_both_backends! {
+    a_payment_is_paid_out_at_once => a_payment_is_paid_out_at_once_sqlite, a_payment_is_paid_out_at_once_postgres;
+    a_submitted_payout_completes_on_the_next_poll => a_submitted_payout_completes_on_the_next_poll_sqlite, a_submitted_payout_completes_on_the_next_poll_postgres;
+    a_customer_correction_leads_back_to_completed => a_customer_correction_leads_back_to_completed_sqlite, a_customer_correction_leads_back_to_completed_postgres;
+    a_transaction_correction_leads_back_to_completed => a_transaction_correction_leads_back_to_completed_sqlite, a_transaction_correction_leads_back_to_completed_postgres;
+    a_refused_payout_ends_in_error => a_refused_payout_ends_in_error_sqlite, a_refused_payout_ends_in_error_postgres;
+    two_executors_pay_each_transaction_once => two_executors_pay_each_transaction_once_sqlite, two_executors_pay_each_transaction_once_postgres;
+}
+
+/// POST → payment streamed → pending_receiver → executed → completed.
+async fn a_payment_is_paid_out_at_once(db: Option<String>) {
+    let w = world_with(db, "", &rails("")).await;
+    let (id, memo) = w.create("25").await;
+    let (wallet, url) = callback(&w, &id).await;
+    w.pay(Memo::Id(memo), "25");
+    let t = w.wait_status(&id, "completed").await;
+    assert_eq!(t["external_transaction_id"], format!("sim-{id}"));
+    assert_eq!(t["amount_out"], "24");
+    assert!(
+        t["completed_at"].as_str().is_some_and(|c| c.ends_with('Z')),
+        "{t}"
+    );
+    assert_eq!(
+        heard(&w, &wallet, &url, 2).await,
+        ["pending_receiver", "completed"]
+    );
+    assert_eq!(
+        events(&w, &id).await,
+        [
+            step("pending_sender", &format!("sending_anchor:{}", w.payer)),
+            step("pending_receiver", "watcher"),
+            step("completed", "rails"),
+        ]
+    );
+    assert_eq!(ledger(&w, &id).await, [(id.clone(), 1)]);
+    w.app.running.shutdown().await;
+}
+
+/// ... → pending_external → polled → completed.
+async fn a_submitted_payout_completes_on_the_next_poll(db: Option<String>) {
+    let w = world_with(db, "", &rails("simulated = \"external\"")).await;
+    let (id, memo) = w.create("40").await;
+    let (wallet, url) = callback(&w, &id).await;
+    w.pay(Memo::Id(memo), "40");
+    w.wait_status(&id, "completed").await;
+    assert_eq!(
+        heard(&w, &wallet, &url, 3).await,
+        ["pending_receiver", "pending_external", "completed"]
+    );
+    let trail: Vec<String> = events(&w, &id)
+        .await
+        .into_iter()
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "pending_sender",
+            "pending_receiver",
+            "pending_external",
+            "completed"
+        ]
+    );
+    assert_eq!(ledger(&w, &id).await, [(id.clone(), 1)]);
+    w.app.running.shutdown().await;
+}
+
+/// The rails refuse the receiver's account: pending_customer_info_update, the field shown
+/// rejected in SEP-12, corrected, back to pending_receiver by itself, paid in a second
+/// round with its own idempotency key.
+async fn a_customer_correction_leads_back_to_completed(db: Option<String>) {
+    let more = format!("{TYPES}{}", rails("customer_info_amount = \"13.13\""));
+    let w = world_with(db, "", &more).await;
+    let (id, memo, receiver) = create_with_customers(&w, "13.13").await;
+    let (wallet, url) = callback(&w, &id).await;
+    w.pay(Memo::Id(memo), "13.13");
+    let t = w.wait_status(&id, "pending_customer_info_update").await;
+    assert!(
+        t["status_message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{t}"
+    );
+    let token = w.app.token_for(&w.sender, Some("2")).await;
+    let kyc = |query: String| {
+        let http = w.app.http.clone();
+        let url = format!("{}/customer?{query}", w.app.kyc_url());
+        let token = token.clone();
+        async move {
+            let response = http.get(url).bearer_auth(token).send().await.unwrap();
+            common::json_of(response).await.1
+        }
+    };
+    let seen = kyc(format!("id={receiver}&type=sep31-receiver")).await;
+    assert_eq!(seen["status"], "NEEDS_INFO", "{seen}");
+    assert_eq!(
+        seen["provided_fields"]["bank_account_number"]["status"], "REJECTED",
+        "{seen}"
+    );
+    customer(
+        &w,
+        "2",
+        json!({"id": receiver, "type": "sep31-receiver", "bank_account_number": "87654321"}),
+    )
+    .await;
+    w.wait_status(&id, "completed").await;
+    assert_eq!(
+        heard(&w, &wallet, &url, 4).await,
+        [
+            "pending_receiver",
+            "pending_customer_info_update",
+            "pending_receiver",
+            "completed"
+        ]
+    );
+    assert_eq!(
+        ledger(&w, &id).await,
+        [(id.clone(), 1), (format!("{id}:2"), 1)]
+    );
+    w.app.running.shutdown().await;
+}
+
+/// The rails need a per-transaction field: pending_transaction_info_update, PATCH, back to
+/// pending_receiver, paid.
+async fn a_transaction_correction_leads_back_to_completed(db: Option<String>) {
+    let w = world_with(db, "", &rails("transaction_info_amount = \"14.14\"")).await;
+    let (id, memo) = w.create("14.14").await;
+    let (wallet, url) = callback(&w, &id).await;
+    w.pay(Memo::Id(memo), "14.14");
+    let t = w.wait_status(&id, "pending_transaction_info_update").await;
+    let wanted = &t["required_info_updates"]["transaction"];
+    assert!(
+        wanted["receiver_routing_number"]["description"].is_string(),
+        "{t}"
+    );
+    let response = w
+        .app
+        .http
+        .patch(format!("{}/sep31/transactions/{id}", w.app.url))
+        .bearer_auth(&w.token)
+        .json(&json!({"fields": {"transaction": {"receiver_routing_number": "021000021"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    w.wait_status(&id, "completed").await;
+    assert_eq!(
+        heard(&w, &wallet, &url, 4).await,
+        [
+            "pending_receiver",
+            "pending_transaction_info_update",
+            "pending_receiver",
+            "completed"
+        ]
+    );
+    w.app.running.shutdown().await;
+}
+
+/// The rails refuse for good: error, with their message.
+async fn a_refused_payout_ends_in_error(db: Option<String>) {
+    let w = world_with(db, "", &rails("error_amount = \"66.6\"")).await;
+    let (id, memo) = w.create("66.6").await;
+    let (wallet, url) = callback(&w, &id).await;
+    w.pay(Memo::Id(memo), "66.6");
+    let t = w.wait_status(&id, "error").await;
+    assert!(
+        t["status_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("refused")),
+        "{t}"
+    );
+    assert_eq!(
+        heard(&w, &wallet, &url, 2).await,
+        ["pending_receiver", "error"]
+    );
+    w.app.running.shutdown().await;
+}
+
+/// Two executors (two pollers of one database, as two processes would be) over a few
+/// hundred funded transactions: each is paid out exactly once.
+async fn two_executors_pay_each_transaction_once(db: Option<String>) {
+    const N: usize = 200;
+    // Funded with the app's own executor off.
+    let w = world_with(db, "", "").await;
+    let mut created = Vec::new();
+    for _ in 0..N {
+        created.push(w.create("5").await);
+    }
+    let txs: Vec<Tx> = created
+        .iter()
+        .map(|(_, memo)| {
+            Tx::new(
+                &w.payer,
+                Memo::Id(*memo),
+                vec![Op::Payment {
+                    from: None,
+                    to: w.distribution.clone(),
+                    asset: w.usdc(),
+                    amount: "5".into(),
+                }],
+            )
+        })
+        .collect();
+    w.horizon.submit_all(txs);
+    w.wait_recorded(N).await;
+    for (id, _) in &created {
+        w.wait_status(id, "pending_receiver").await;
+    }
+    let mut config = w.app.running.anchor.config.clone();
+    config.watcher.enabled = false;
+    let interval = Some(Duration::from_millis(200));
+    let first = capstan::server::start_paying(config.clone(), Default::default(), interval, None)
+        .await
+        .expect("first executor");
+    let second = capstan::server::start_paying(config, Default::default(), interval, None)
+        .await
+        .expect("second executor");
+    for (id, _) in &created {
+        w.wait_status(id, "completed").await;
+    }
+    first.shutdown().await;
+    second.shutdown().await;
+    let ledger = w
+        .app
+        .running
+        .anchor
+        .store
+        .simulated_payouts()
+        .await
+        .unwrap();
+    assert_eq!(ledger.len(), N);
+    assert!(
+        ledger.iter().all(|p| p.calls == 1),
+        "paid more than once: {:?}",
+        ledger.iter().filter(|p| p.calls > 1).collect::<Vec<_>>()
+    );
+    for (id, _) in created.iter().take(20) {
+        let completed = events(&w, id)
+            .await
+            .iter()
+            .filter(|(to, _)| to == "completed")
+            .count();
+        assert_eq!(completed, 1);
+    }
+    w.app.running.shutdown().await;
+}
