@@ -442,7 +442,7 @@ async fn dropped_streams_and_errors_lose_and_double_nothing(db: Option<String>) 
             .as_array()
             .unwrap()
             .iter()
-            .filter(|e| e["to"] == "pending_receiver")
+            .filter(|e| e["from"] == "pending_sender" && e["to"] == "pending_receiver")
             .count();
         assert_eq!(funded, 1, "{detail}");
     }
@@ -607,7 +607,7 @@ async fn the_first_start_follows_watcher_start() {
     };
     let first = horizon.submit(old(701)).pop().unwrap();
     horizon.submit(old(702));
-    horizon.submit(old(703));
+    let third = horizon.submit(old(703)).pop().unwrap();
 
     // "now": the history is not read; a payment made afterwards is.
     let w = world_on(
@@ -629,9 +629,10 @@ async fn the_first_start_follows_watcher_start() {
         .horizon
         .requests()
         .into_iter()
-        .find(|r| r.path.ends_with("/payments"))
+        .find(|r| r.path.ends_with("/payments") && r.cursor.is_some())
         .expect("the watcher opened a stream");
-    assert_eq!(streamed.cursor.as_deref(), Some("now"));
+    // "now" is pinned to the newest payment's paging token, and streamed from there.
+    assert_eq!(streamed.cursor.as_deref(), Some(third.as_str()));
     w.horizon.submit(old(704));
     let recorded = w.wait_recorded(1).await;
     w.wait_caught_up().await;
@@ -706,6 +707,230 @@ async fn callbacks_keep_their_order_through_a_retry() {
         .collect();
     assert_eq!(statuses, ["pending_receiver", "pending_receiver", "error"]);
     w.app.running.shutdown().await;
+}
+
+/// The operator cannot attach a held payment to a transaction that was paid already, even
+/// while it waits for a correction (which may go back to pending_receiver).
+#[tokio::test]
+async fn a_held_payment_cannot_fund_a_paid_transaction() {
+    let w = world(None, "").await;
+    let (id, memo) = w.create("20").await;
+    w.pay(Memo::Id(memo), "20");
+    w.wait_status(&id, "pending_receiver").await;
+    let (status, body) = w
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/transactions/{id}/request-transaction-info"),
+            Some(json!({"fields": {"purpose": {"description": "why"}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    w.pay(Memo::Id(memo), "5");
+    let held = w.wait_recorded(2).await;
+    let second = held
+        .iter()
+        .find(|p| p["outcome"] == "unmatched")
+        .expect("the second payment is held");
+    assert_eq!(second["reason"], "not_awaiting_payment");
+    let (status, body) = w
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/payments/{}/attach", second["id"].as_str().unwrap()),
+            Some(json!({"transaction_id": id})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("already paid"),
+        "{body}"
+    );
+    let t = w.transaction(&id).await;
+    assert_eq!(t["status"], "pending_transaction_info_update");
+    assert_eq!(t["amount_in"], "20");
+    w.app.running.shutdown().await;
+}
+
+/// A first start "from now" pins now to a paging token and stores it, so a stream that
+/// drops before the first payment does not skip the payments made meanwhile.
+#[tokio::test]
+async fn a_reconnection_before_the_first_payment_skips_nothing() {
+    let horizon = FakeHorizon::start().await;
+    let issuer = g(&Keypair::random());
+    let distribution = g(&Keypair::random());
+    let w = world_on(horizon, issuer, distribution, None, "start = \"now\"", "").await;
+    let (id, memo) = w.create("10").await;
+    for _ in 0..400 {
+        if w.horizon.open_streams() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    w.horizon.set_down(true);
+    w.pay(Memo::Id(memo), "10");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.horizon.set_down(false);
+    w.wait_status(&id, "pending_receiver").await;
+    w.app.running.shutdown().await;
+}
+
+/// A record the watcher cannot read is held for the operator with the reason, and the
+/// stream goes on to the records after it.
+#[tokio::test]
+async fn an_unreadable_record_is_held_and_the_stream_goes_on() {
+    let issuer = g(&Keypair::random());
+    let distribution = g(&Keypair::random());
+    let record = |id: u64, amount: &str, memo: u64| {
+        let data = json!({
+            "id": id.to_string(), "paging_token": id.to_string(), "transaction_successful": true,
+            "type": "payment", "transaction_hash": "ab".repeat(32), "from": g(&Keypair::random()),
+            "to": distribution, "asset_type": "credit_alphanum4", "asset_code": "USDC",
+            "asset_issuer": issuer, "amount": amount,
+            "transaction": {"hash": "ab".repeat(32), "memo_type": "id", "memo": memo.to_string(), "successful": true}
+        });
+        format!("id: {id}\ndata: {data}\n\n")
+    };
+    let (a_memo, b_memo) = (11, 12);
+    // A bad amount, a record that is not JSON, then a good payment; the stream ends there.
+    let body = format!(
+        "retry: 1000\nevent: open\ndata: \"hello\"\n\n{}id: 150\ndata: {{not json\n\n{}",
+        record(100, "1e-7x", a_memo),
+        record(200, "5.0000000", b_memo)
+    );
+    let router = axum::Router::new()
+        .route(
+            "/accounts/{id}/payments",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { ([("content-type", "text/event-stream")], body) }
+            }),
+        )
+        .route(
+            "/accounts/{id}",
+            axum::routing::get(|| async { axum::http::StatusCode::NOT_FOUND }),
+        );
+    let addr = common::serve(router).await;
+    let app = TestApp::spawn_with(AppOptions {
+        toml: format!(
+            "[stellar]\nhorizon_url = \"http://{addr}\"\n\
+             [watcher]\nenabled = true\nstart = \"0\"\nmax_backoff_secs = 1\n\
+             [[assets]]\ncode = \"USDC\"\nissuer = \"{issuer}\"\ndistribution_account = \"{distribution}\"\n\
+             [kyc.types.individual]\nfields = [\"first_name\"]\n{}",
+            common::admin_toml()
+        ),
+        ..Default::default()
+    })
+    .await;
+    let store = &app.running.anchor.store;
+    let mut recorded = Vec::new();
+    for _ in 0..400 {
+        recorded = store
+            .known_payment_ids(&["100", "unreadable:150", "200"])
+            .await
+            .unwrap();
+        if recorded.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    recorded.sort();
+    assert_eq!(recorded, ["100", "200", "unreadable:150"]);
+    for id in ["100", "unreadable:150"] {
+        let p = store.incoming_payment(id).await.unwrap().unwrap();
+        assert_eq!(p.outcome, "unmatched");
+        assert_eq!(p.reason.as_deref(), Some("unreadable"), "{p:?}");
+        assert!(p.detail.is_some_and(|d| !d.is_empty()));
+    }
+    let good = store.incoming_payment("200").await.unwrap().unwrap();
+    assert_eq!(good.reason.as_deref(), Some("unknown_memo"));
+    assert_eq!(
+        store
+            .watcher_cursor(&distribution)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("200")
+    );
+    app.running.shutdown().await;
+}
+
+/// Two watchers on one database (as two replicas would run), streams dropping every few
+/// records, every memo paid twice: each payment is recorded once and each transaction
+/// funded once.
+async fn two_watchers_record_each_payment_once(db: String) {
+    let w = world(Some(db.clone()), "").await;
+    let second = TestApp::spawn_with(AppOptions {
+        toml: world_toml(&w.horizon, &w.issuer, &w.distribution, "", ""),
+        database_url: Some(db),
+        ..Default::default()
+    })
+    .await;
+    let mut created = Vec::new();
+    for _ in 0..40 {
+        created.push(w.create("3").await);
+    }
+    w.horizon.drop_streams_after(Some(7));
+    w.horizon.close_streams();
+    let txs: Vec<Tx> = created
+        .iter()
+        .flat_map(|(_, memo)| {
+            (0..2).map(|_| {
+                Tx::new(
+                    &w.payer,
+                    Memo::Id(*memo),
+                    vec![Op::Payment {
+                        from: None,
+                        to: w.distribution.clone(),
+                        asset: w.usdc(),
+                        amount: "3".into(),
+                    }],
+                )
+            })
+        })
+        .collect();
+    w.horizon.submit_all(txs);
+    w.wait_recorded(80).await;
+    w.wait_caught_up().await;
+    for (id, _) in &created {
+        let events = w
+            .app
+            .running
+            .anchor
+            .store
+            .transaction_events(id)
+            .await
+            .unwrap();
+        let funded = events
+            .iter()
+            .filter(|e| {
+                e.from_status.as_deref() == Some("pending_sender")
+                    && e.to_status == "pending_receiver"
+            })
+            .count();
+        assert_eq!(funded, 1, "{id}");
+    }
+    let all = w.payments("limit=200").await;
+    assert_eq!(all.len(), 80);
+    assert_eq!(all.iter().filter(|p| p["outcome"] == "matched").count(), 40);
+    second.running.shutdown().await;
+    w.app.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_watchers_record_each_payment_once_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    two_watchers_record_each_payment_once(format!(
+        "sqlite://{}",
+        dir.path().join("two.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn two_watchers_record_each_payment_once_postgres() {
+    let Some(url) = common::postgres_url("two_watchers").await else {
+        return;
+    };
+    two_watchers_record_each_payment_once(url).await;
 }
 
 #[tokio::test]

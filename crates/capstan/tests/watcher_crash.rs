@@ -48,7 +48,9 @@ async fn matched(store: &Store) -> usize {
         })
         .await
         .unwrap()
-        .len()
+        .iter()
+        .filter(|p| p.outcome == "matched")
+        .count()
 }
 
 #[tokio::test]
@@ -180,7 +182,10 @@ async fn a_killed_watcher_loses_and_doubles_nothing() {
             .await
             .unwrap()
             .iter()
-            .filter(|e| e.to_status == "pending_receiver")
+            .filter(|e| {
+                e.from_status.as_deref() == Some("pending_sender")
+                    && e.to_status == "pending_receiver"
+            })
             .count();
         assert_eq!(funded, 1, "transaction {id}");
     }

@@ -29,6 +29,12 @@ pub enum HorizonError {
     Status { status: u16, url: String },
     #[error("Horizon sent a response that could not be read: {0}")]
     BadResponse(String),
+    /// One record of a stream could not be read; the stream goes on after it.
+    #[error("Horizon sent record {paging_token} that could not be read: {detail}")]
+    BadRecord {
+        paging_token: String,
+        detail: String,
+    },
     #[error("Horizon answered {status} for {url}")]
     Rejected {
         status: u16,

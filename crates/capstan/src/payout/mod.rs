@@ -80,13 +80,27 @@ pub async fn execute_due(anchor: &AppState, owner: &str) -> usize {
     n
 }
 
-/// The lease outlasts the longest rails call, so a live executor never loses its round.
+/// The lease outlasts the longest rails call (reconcile, then execute) with room to write
+/// the outcome, so a live executor never loses its round; it is renewed before each call.
 fn lease_secs(anchor: &AppState) -> i64 {
-    anchor.config.rails.timeout.as_secs() as i64 * 2 + 30
+    anchor.config.rails.timeout.as_secs() as i64 * 2 + 5
 }
 
-async fn execute_one(anchor: &AppState, c: Claimed) {
+async fn execute_one(anchor: &AppState, mut c: Claimed) {
     let Some(rails) = &anchor.rails else { return };
+    // Claimed in a batch: the lease is renewed now, so this call has all of it.
+    match anchor
+        .store
+        .renew_lease(&c.payout, lease_secs(anchor))
+        .await
+    {
+        Ok(Some(renewed)) => c.payout = renewed,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(transaction = %c.transaction.id, error = %e, "cannot renew a payout lease");
+            return;
+        }
+    }
     let payout = Payout {
         transaction: &c.transaction,
         idempotency_key: &c.payout.idempotency_key,

@@ -121,6 +121,22 @@ impl Store {
         )
     }
 
+    /// Stores where a stream starts, unless it has a cursor already; returns the one that
+    /// is stored.
+    pub async fn init_watcher_cursor(&self, account: &str, cursor: &str) -> StoreResult<String> {
+        on_pool!(self, pool => sqlx::query("INSERT INTO watcher_cursors (account, cursor, updated_at) VALUES ($1, $2, $3) ON CONFLICT (account) DO NOTHING")
+            .bind(account)
+            .bind(cursor)
+            .bind(unix_now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(self
+            .watcher_cursor(account)
+            .await?
+            .unwrap_or_else(|| cursor.to_owned()))
+    }
+
     /// Records a batch of payments, the status changes they make, and the stream's cursor
     /// after them, all or nothing. A payment recorded before (same operation id) changes
     /// nothing. `actor` is written in each transaction's event.

@@ -177,6 +177,30 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Extends the lease of a round this executor holds, right before its rails call (a
+    /// claimed batch is worked through one by one, so each call gets a full lease). `None`
+    /// when the round is no longer as claimed: leave it alone.
+    pub async fn renew_lease(
+        &self,
+        payout: &PayoutRow,
+        lease_secs: i64,
+    ) -> StoreResult<Option<PayoutRow>> {
+        let until = unix_now() + lease_secs;
+        let n = on_pool!(self, pool => sqlx::query(
+            "UPDATE payouts SET lease_until = $3, version = version + 1 WHERE transaction_id = $1 AND version = $2")
+            .bind(&payout.transaction_id)
+            .bind(payout.version)
+            .bind(until)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok((n == 1).then(|| PayoutRow {
+            lease_until: until,
+            version: payout.version + 1,
+            ..payout.clone()
+        }))
+    }
+
     pub async fn payout(&self, transaction_id: &str) -> StoreResult<Option<PayoutRow>> {
         let sql = format!("SELECT {PAYOUT_COLUMNS} FROM payouts WHERE transaction_id = $1");
         Ok(

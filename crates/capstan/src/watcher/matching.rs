@@ -19,6 +19,8 @@ pub enum Reason {
     NotAwaitingPayment,
     ShortPayment,
     FeeRefused,
+    /// The source sent a record that could not be read.
+    Unreadable,
 }
 
 impl Reason {
@@ -31,6 +33,7 @@ impl Reason {
             Reason::NotAwaitingPayment => "not_awaiting_payment",
             Reason::ShortPayment => "short_payment",
             Reason::FeeRefused => "fee_refused",
+            Reason::Unreadable => "unreadable",
         }
     }
 }

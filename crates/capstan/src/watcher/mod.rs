@@ -123,9 +123,11 @@ pub async fn run(anchor: AppState, stopped: watch::Receiver<bool>) {
 }
 
 enum StreamEnd {
-    /// The source closed the stream (Horizon does after `limit` records), having sent
-    /// this many records.
-    Closed(usize),
+    /// The source closed the stream (Horizon does after `limit` records); `advanced`: the
+    /// stored cursor moved on while it was open.
+    Closed {
+        advanced: bool,
+    },
     Failed(String, Option<Duration>),
     Stopped,
 }
@@ -149,18 +151,15 @@ async fn watch_account(anchor: AppState, account: String, mut stopped: watch::Re
         if *stopped.borrow() {
             break;
         }
-        let end = match anchor.store.watcher_cursor(&account).await {
-            Err(e) => StreamEnd::Failed(format!("cannot read the stored cursor: {e}"), None),
-            Ok(stored) => {
-                let from_stored = stored.is_some();
-                let cursor =
-                    stored.unwrap_or_else(|| anchor.config.watcher.start.as_cursor().to_owned());
+        let end = match start_cursor(&anchor, &account).await {
+            Err(end) => end,
+            Ok((cursor, from_stored)) => {
                 tracing::info!(
                     account = %account,
                     cursor = %cursor,
                     source = source.name(),
                     "payment stream: connecting from {}",
-                    if from_stored { "the stored cursor" } else if anchor.config.watcher.start == StartAt::Now { "now (first start)" } else { "watcher.start (first start)" }
+                    if from_stored { "the stored cursor" } else { "watcher.start (first start)" }
                 );
                 anchor.streams.update(&account, |s| {
                     s.state = "connecting";
@@ -177,7 +176,15 @@ async fn watch_account(anchor: AppState, account: String, mut stopped: watch::Re
                             s.state = "streaming";
                             s.last_message_at = Some(unix_now());
                         });
-                        consume(&anchor, &account, stream, &mut stopped, &mut failures).await
+                        consume(
+                            &anchor,
+                            &account,
+                            &cursor,
+                            stream,
+                            &mut stopped,
+                            &mut failures,
+                        )
+                        .await
                     }
                 }
             }
@@ -187,21 +194,25 @@ async fn watch_account(anchor: AppState, account: String, mut stopped: watch::Re
             // Horizon closes every stream after a page of records: go on at once. A stream
             // closed before sending anything is waited on, so a server that closes every
             // connection at once is not hammered.
-            StreamEnd::Closed(records) if records > 0 => {
-                tracing::debug!(account = %account, records, "payment stream closed by the source; reconnecting");
+            StreamEnd::Closed { advanced: true } => {
+                tracing::debug!(account = %account, "payment stream closed by the source; reconnecting");
                 Duration::ZERO
             }
-            StreamEnd::Closed(_) => {
+            // Closed without progress (nothing new, or the same records again): waited on,
+            // so a server that closes every connection at once is not hammered.
+            StreamEnd::Closed { advanced: false } => {
                 failures = failures.saturating_add(1);
                 let delay = backoff(failures, max_backoff);
-                tracing::info!(account = %account, retry_in_ms = delay.as_millis() as u64, "payment stream closed without records; reconnecting");
+                tracing::info!(account = %account, retry_in_ms = delay.as_millis() as u64, "payment stream closed without progress; reconnecting");
                 delay
             }
             StreamEnd::Failed(error, retry_after) => {
                 failures = failures.saturating_add(1);
-                let delay = retry_after
-                    .unwrap_or_else(|| backoff(failures, max_backoff))
-                    .min(max_backoff.max(retry_after.unwrap_or_default()));
+                // Never sooner than the backoff (a Retry-After of 0 is no reason to
+                // hammer), never later than an hour.
+                let delay = backoff(failures, max_backoff)
+                    .max(retry_after.unwrap_or_default())
+                    .min(Duration::from_secs(3600));
                 tracing::warn!(
                     account = %account,
                     error = %error,
@@ -224,6 +235,34 @@ async fn watch_account(anchor: AppState, account: String, mut stopped: watch::Re
         }
     }
     anchor.streams.update(&account, |s| s.state = "stopped");
+}
+
+/// Where the stream resumes: the stored cursor, or on the first start `watcher.start`,
+/// stored at once ("now" pinned to the newest payment's token first), so every later
+/// connection resumes from a position that is written down. The bool: it was stored before.
+async fn start_cursor(anchor: &AppState, account: &str) -> Result<(String, bool), StreamEnd> {
+    let stored = anchor
+        .store
+        .watcher_cursor(account)
+        .await
+        .map_err(|e| StreamEnd::Failed(format!("cannot read the stored cursor: {e}"), None))?;
+    if let Some(cursor) = stored {
+        return Ok((cursor, true));
+    }
+    let start = match &anchor.config.watcher.start {
+        StartAt::Now => anchor
+            .payment_source
+            .latest_cursor(account)
+            .await
+            .map_err(failed)?,
+        StartAt::Cursor(c) => c.clone(),
+    };
+    let cursor = anchor
+        .store
+        .init_watcher_cursor(account, &start)
+        .await
+        .map_err(|e| StreamEnd::Failed(format!("cannot store the first cursor: {e}"), None))?;
+    Ok((cursor, false))
 }
 
 fn failed(e: SourceError) -> StreamEnd {
@@ -250,11 +289,12 @@ fn backoff(failures: u32, max: Duration) -> Duration {
 async fn consume(
     anchor: &AppState,
     account: &str,
+    from: &str,
     mut stream: ItemStream,
     stopped: &mut watch::Receiver<bool>,
     failures: &mut u32,
 ) -> StreamEnd {
-    let mut records = 0;
+    let mut cursor = from.to_owned();
     loop {
         let first = tokio::select! {
             item = stream.next() => item,
@@ -263,7 +303,11 @@ async fn consume(
         let mut batch = Vec::new();
         let mut end = None;
         match first {
-            None => return StreamEnd::Closed(records),
+            None => {
+                return StreamEnd::Closed {
+                    advanced: cursor != from,
+                };
+            }
             Some(Err(e)) => return failed(e),
             Some(Ok(item)) => batch.push(item),
         }
@@ -275,7 +319,7 @@ async fn consume(
                     break;
                 }
                 Some(None) => {
-                    end = Some(StreamEnd::Closed(records + batch.len()));
+                    end = Some(StreamEnd::Closed { advanced: true });
                     break;
                 }
                 None => break,
@@ -289,7 +333,14 @@ async fn consume(
         }
         // A batch went through: the connection is healthy again.
         *failures = 0;
-        records += batch.len();
+        if let Some(last) = batch.last() {
+            cursor = last.cursor().to_owned();
+        }
+        if let Some(StreamEnd::Closed { .. }) = end {
+            return StreamEnd::Closed {
+                advanced: cursor != from,
+            };
+        }
         if let Some(end) = end {
             return end;
         }
@@ -318,11 +369,24 @@ pub async fn record_batch(
         .iter()
         .filter_map(|i| match i {
             SourceItem::Payment(p) => Some(p.as_ref()),
-            SourceItem::Skip { .. } => None,
+            _ => None,
+        })
+        .collect();
+    let unreadable: Vec<PaymentRecord> = items
+        .iter()
+        .filter_map(|i| match i {
+            SourceItem::Unreadable { id, cursor, detail } => {
+                Some(unreadable_record(account, id, cursor, detail))
+            }
+            _ => None,
         })
         .collect();
     for _ in 0..CONFLICT_RETRIES {
-        let ids: Vec<&str> = payments.iter().map(|p| p.id.as_str()).collect();
+        let ids: Vec<&str> = payments
+            .iter()
+            .map(|p| p.id.as_str())
+            .chain(unreadable.iter().map(|r| r.payment.id.as_str()))
+            .collect();
         let known: HashSet<String> = anchor
             .store
             .known_payment_ids(&ids)
@@ -334,7 +398,13 @@ pub async fn record_batch(
             .copied()
             .filter(|p| !known.contains(&p.id))
             .collect();
-        let records = prepare(anchor, &fresh).await?;
+        let mut records = prepare(anchor, &fresh).await?;
+        records.extend(
+            unreadable
+                .iter()
+                .filter(|r| !known.contains(&r.payment.id))
+                .cloned(),
+        );
         match anchor
             .store
             .record_payments(account, &records, &cursor, ACTOR)
@@ -348,6 +418,39 @@ pub async fn record_batch(
         }
     }
     Err(RecordError::Busy)
+}
+
+/// A record the source could not read, held for the operator with what is known of it.
+fn unreadable_record(account: &str, id: &str, cursor: &str, detail: &str) -> PaymentRecord {
+    let now = unix_now();
+    PaymentRecord {
+        payment: PaymentRow {
+            id: id.to_owned(),
+            account: account.to_owned(),
+            cursor: cursor.to_owned(),
+            stellar_transaction_id: String::new(),
+            kind: "unreadable".into(),
+            from_account: String::new(),
+            to_muxed_id: None,
+            asset_code: String::new(),
+            asset_issuer: String::new(),
+            amount: "0".into(),
+            memo_type: "none".into(),
+            memo: None,
+            paid_at: now,
+            recorded_at: now,
+            outcome: "unmatched".into(),
+            reason: Some(Reason::Unreadable.as_str().into()),
+            // NUL bytes cannot be stored in PostgreSQL text; what the source said is kept.
+            detail: Some(detail.replace('\0', "\u{fffd}")),
+            transaction_id: None,
+            resolution: None,
+            resolution_note: None,
+            resolved_by: None,
+            resolved_at: None,
+        },
+        funding: None,
+    }
 }
 
 fn report(anchor: &AppState, account: &str, records: &[PaymentRecord], new: usize) {
@@ -435,7 +538,8 @@ async fn prepare(
                 asset_issuer: p.asset_issuer.clone(),
                 amount: amount_string(p.amount),
                 memo_type: p.memo_type.clone(),
-                memo: p.memo.clone(),
+                // PostgreSQL text cannot hold NUL; such a memo names no transaction anyway.
+                memo: p.memo.as_ref().map(|m| m.replace('\0', "\u{fffd}")),
                 paid_at: p.paid_at,
                 recorded_at: now,
                 outcome: outcome.into(),
@@ -463,6 +567,19 @@ pub async fn fund(
     amount_in: Decimal,
 ) -> Result<Funding, Decision> {
     let hold = |reason, detail: String| Decision::Hold { reason, detail };
+    // Only a transaction still waiting for its payment is funded, whoever asks (the
+    // watcher's decide() checks the same; the operator's attach relies on this).
+    if t.status() != Status::PendingSender || t.paid {
+        return Err(hold(
+            Reason::NotAwaitingPayment,
+            format!(
+                "transaction {} is {}{}, not waiting for a payment",
+                t.id,
+                t.status(),
+                if t.paid { " and already paid" } else { "" }
+            ),
+        ));
+    }
     let expected: Decimal = t.amount_in.parse().unwrap_or_default();
     let (amount_fee, fee_details) = if amount_in == expected {
         (t.amount_fee.clone(), t.fee_details.clone())

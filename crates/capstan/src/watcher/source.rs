@@ -44,14 +44,23 @@ pub struct IncomingPayment {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceItem {
     Payment(Box<IncomingPayment>),
-    Skip { cursor: String },
+    Skip {
+        cursor: String,
+    },
+    /// A record that cannot be read (a malformed amount, JSON that does not parse): held
+    /// for the operator under `id`, so the stream goes on instead of stopping at it.
+    Unreadable {
+        id: String,
+        cursor: String,
+        detail: String,
+    },
 }
 
 impl SourceItem {
     pub fn cursor(&self) -> &str {
         match self {
             SourceItem::Payment(p) => &p.cursor,
-            SourceItem::Skip { cursor } => cursor,
+            SourceItem::Skip { cursor } | SourceItem::Unreadable { cursor, .. } => cursor,
         }
     }
 }
@@ -75,13 +84,18 @@ pub trait PaymentSource: Send + Sync {
     /// For logs and `/health`.
     fn name(&self) -> &'static str;
 
-    /// Opens the stream of `account`'s payments just after `cursor` ("now": from now on).
-    /// It ends when the source closes it; the caller reconnects from its last cursor.
+    /// Opens the stream of `account`'s payments just after `cursor`. It ends when the
+    /// source closes it; the caller reconnects from its last cursor.
     fn open<'a>(
         &'a self,
         account: &'a str,
         cursor: &'a str,
     ) -> BoxFuture<'a, Result<ItemStream, SourceError>>;
+
+    /// The cursor just after `account`'s newest payment now ("0" when there is none): what
+    /// a first start "from now" stores before it streams, so a reconnection before the
+    /// first payment does not skip the payments made meanwhile.
+    fn latest_cursor<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<String, SourceError>>;
 }
 
 /// Horizon's payments stream.
@@ -100,6 +114,17 @@ impl PaymentSource for HorizonSource {
         "horizon"
     }
 
+    fn latest_cursor<'a>(&'a self, account: &'a str) -> BoxFuture<'a, Result<String, SourceError>> {
+        Box::pin(async move {
+            Ok(self
+                .horizon
+                .latest_payment_token(account)
+                .await
+                .map_err(source_error)?
+                .unwrap_or_else(|| "0".to_owned()))
+        })
+    }
+
     fn open<'a>(
         &'a self,
         account: &'a str,
@@ -113,10 +138,17 @@ impl PaymentSource for HorizonSource {
                 .await
                 .map_err(source_error)?;
             Ok(stream
-                .map(move |record| {
-                    record
-                        .map_err(source_error)
-                        .and_then(|r| from_horizon(&account_owned, r))
+                .map(move |record| match record {
+                    Ok(r) => Ok(from_horizon(&account_owned, r)),
+                    Err(HorizonError::BadRecord {
+                        paging_token,
+                        detail,
+                    }) => Ok(SourceItem::Unreadable {
+                        id: format!("unreadable:{paging_token}"),
+                        cursor: paging_token,
+                        detail,
+                    }),
+                    Err(e) => Err(source_error(e)),
                 })
                 .boxed())
         })
@@ -138,6 +170,10 @@ fn source_error(e: HorizonError) -> SourceError {
             retry_after: None,
         },
         HorizonError::BadResponse(m) => SourceError::BadRecord(m),
+        HorizonError::BadRecord {
+            paging_token,
+            detail,
+        } => SourceError::BadRecord(format!("record {paging_token}: {detail}")),
         HorizonError::Unreachable(m) => SourceError::Unreachable(m),
     }
 }
@@ -152,7 +188,18 @@ const PAYMENT_KINDS: &[&str] = &[
 ];
 
 /// Reads a Horizon record as an incoming payment of `account`.
-fn from_horizon(account: &str, r: PaymentRecord) -> Result<SourceItem, SourceError> {
+fn from_horizon(account: &str, r: PaymentRecord) -> SourceItem {
+    match read_payment(account, &r) {
+        Ok(item) => item,
+        Err(detail) => SourceItem::Unreadable {
+            id: r.id.clone(),
+            cursor: r.paging_token.clone(),
+            detail,
+        },
+    }
+}
+
+fn read_payment(account: &str, r: &PaymentRecord) -> Result<SourceItem, String> {
     let skip = || {
         Ok(SourceItem::Skip {
             cursor: r.paging_token.clone(),
@@ -165,7 +212,7 @@ fn from_horizon(account: &str, r: PaymentRecord) -> Result<SourceItem, SourceErr
         // Outgoing: the distribution account paid someone.
         return skip();
     }
-    let bad = |what: &str| SourceError::BadRecord(format!("operation {}: {what}", r.id));
+    let bad = |what: &str| format!("operation {}: {what}", r.id);
     let amount: Decimal = r
         .amount
         .as_deref()
@@ -202,7 +249,7 @@ fn from_horizon(account: &str, r: PaymentRecord) -> Result<SourceItem, SourceErr
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.timestamp())
         .unwrap_or_else(crate::store::unix_now);
-    Ok(SourceItem::Payment(Box::new(IncomingPayment {
+    let item = SourceItem::Payment(Box::new(IncomingPayment {
         id: r.id.clone(),
         cursor: r.paging_token.clone(),
         stellar_transaction_id: r.transaction_hash.clone(),
@@ -220,5 +267,6 @@ fn from_horizon(account: &str, r: PaymentRecord) -> Result<SourceItem, SourceErr
         memo_type,
         memo,
         paid_at,
-    })))
+    }));
+    Ok(item)
 }

@@ -153,6 +153,67 @@ impl Horizon {
     }
 }
 
+#[derive(Deserialize)]
+struct Page {
+    #[serde(rename = "_embedded")]
+    embedded: Embedded,
+}
+
+#[derive(Deserialize)]
+struct Embedded {
+    records: Vec<TokenOnly>,
+}
+
+#[derive(Deserialize)]
+struct TokenOnly {
+    paging_token: String,
+}
+
+impl Horizon {
+    /// The paging token of the newest payment of `account`, `None` when it has none (or
+    /// does not exist yet). What "now" means, pinned down so it can be stored.
+    pub async fn latest_payment_token(
+        &self,
+        account: &str,
+    ) -> Result<Option<String>, HorizonError> {
+        let url = format!("{}/accounts/{account}/payments", self.base_url);
+        let response = self
+            .http
+            .get(&url)
+            .query(&[("order", "desc"), ("limit", "1")])
+            .send()
+            .await
+            .map_err(|e| HorizonError::Unreachable(e.to_string()))?;
+        match response.status().as_u16() {
+            200 => {}
+            404 => return Ok(None),
+            status => {
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                return Err(HorizonError::Rejected {
+                    status,
+                    url,
+                    retry_after,
+                });
+            }
+        }
+        let page: Page = response
+            .json()
+            .await
+            .map_err(|e| HorizonError::BadResponse(e.to_string()))?;
+        Ok(page
+            .embedded
+            .records
+            .into_iter()
+            .next()
+            .map(|r| r.paging_token))
+    }
+}
+
 /// The record an event carries, or `None` for Horizon's own messages (the opening "hello",
 /// a closing "byebye", anything without an id).
 fn record(event: Event) -> Result<Option<PaymentRecord>, HorizonError> {
@@ -161,7 +222,10 @@ fn record(event: Event) -> Result<Option<PaymentRecord>, HorizonError> {
     }
     serde_json::from_str(&event.data)
         .map(Some)
-        .map_err(|e| HorizonError::BadResponse(format!("payment record {}: {e}", event.id)))
+        .map_err(|e| HorizonError::BadRecord {
+            paging_token: event.id.clone(),
+            detail: e.to_string(),
+        })
 }
 
 #[cfg(test)]
