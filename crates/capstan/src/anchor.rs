@@ -62,6 +62,8 @@ pub enum StartError {
     TomlAppend(String),
     #[error("kyc.business_url: {0}")]
     Business(String),
+    #[error("rails.business_url: {0}")]
+    Rails(String),
 }
 
 impl Anchor {
@@ -153,6 +155,20 @@ impl Anchor {
                         store.clone(),
                         config.rails.clone(),
                     )))
+                }
+                crate::config::RailsKind::Business => {
+                    let business =
+                        config.rails.business.clone().ok_or_else(|| {
+                            StartError::Rails("rails.business_url is not set".into())
+                        })?;
+                    Some(Arc::new(
+                        crate::payout::business::HttpRails::new(
+                            business,
+                            signing_key.clone(),
+                            config.rails.timeout,
+                        )
+                        .map_err(StartError::Rails)?,
+                    ))
                 }
                 crate::config::RailsKind::None => None,
             },

@@ -17,7 +17,7 @@ mod sep31;
 mod watcher;
 
 pub use kyc::{AdminConfig, BusinessServer, CustomerType, KycConfig, ReviewMode};
-pub use rails::{RailsConfig, RailsKind, SimulatedMode};
+pub use rails::{BusinessRails, RailsConfig, RailsKind, SimulatedMode};
 pub use sep31::{ReceiveAsset, ReceiveSettings, STELLAR_DECIMALS, Sep31Config, TransactionField};
 pub use watcher::{ShortPayments, StartAt, WatcherConfig};
 

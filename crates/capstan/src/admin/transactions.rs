@@ -157,6 +157,17 @@ async fn detail(anchor: &AppState, row: &TransactionRow) -> Result<Value, ApiErr
         })
         .collect();
     value["events"] = json!(events);
+    value["payout"] = match anchor.store.payout(&row.id).await? {
+        Some(p) => json!({
+            "round": p.round,
+            "idempotency_key": p.idempotency_key,
+            "state": p.state,
+            "attempts": p.attempts,
+            "last_error": p.last_error,
+            "updated_at": iso_time(p.updated_at),
+        }),
+        None => Value::Null,
+    };
     // The payments that funded it, or that named it and were held.
     let payments = anchor
         .store
@@ -578,4 +589,64 @@ pub async fn refund(
     Err(ApiError::Unavailable(
         "the transaction kept changing; try again".into(),
     ))
+}
+
+/// A payout outcome reported by the operator or by a business server through the operator
+/// API, in the business rails' answer shape (`{"status": "completed", ...}`).
+pub async fn report_payout(
+    State(anchor): State<AppState>,
+    PathSegment(id): PathSegment,
+    FormOrJson(body): FormOrJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    no_nul("id", &id)?;
+    let outcome =
+        crate::payout::business::outcome_from_json(&body).map_err(ApiError::BadRequest)?;
+    match crate::payout::report(&anchor, &id, &outcome, ACTOR).await {
+        Ok(row) => detail(&anchor, &row).await.map(Json),
+        Err(crate::payout::Ended::Refused(m)) if m.starts_with("transaction not found") => {
+            Err(ApiError::NotFound(m))
+        }
+        Err(crate::payout::Ended::Refused(m)) => Err(ApiError::BadRequest(m)),
+        Err(crate::payout::Ended::LeaseLost) => Err(ApiError::Unavailable(
+            "an executor took the round over meanwhile; look again".into(),
+        )),
+        Err(crate::payout::Ended::Failed(m)) => Err(ApiError::Unavailable(m)),
+    }
+}
+
+/// The operator's word that a held payout round was not paid: it is retried.
+pub async fn retry_payout(
+    State(anchor): State<AppState>,
+    PathSegment(id): PathSegment,
+) -> Result<Json<Value>, ApiError> {
+    let row = transaction(&anchor, &id).await?;
+    if !anchor.store.release_held_payout(&row.id).await? {
+        return Err(ApiError::bad_request(
+            "no payout round of this transaction is held",
+        ));
+    }
+    anchor.payout_wake.notify_one();
+    detail(&anchor, &row).await.map(Json)
+}
+
+/// Payout rounds held for the operator: cut short, and the rails could not tell whether
+/// they paid.
+pub async fn held_payouts(State(anchor): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let held: Vec<Value> = anchor
+        .store
+        .held_payouts(MAX_PAGE)
+        .await?
+        .into_iter()
+        .map(|p| {
+            json!({
+                "transaction_id": p.transaction_id,
+                "round": p.round,
+                "idempotency_key": p.idempotency_key,
+                "attempts": p.attempts,
+                "last_error": p.last_error,
+                "updated_at": iso_time(p.updated_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "held": held })))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use super::{ConfigError, key_err, lenient};
+use super::{ConfigError, Secret, key_err, lenient};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +15,8 @@ pub(super) struct RailsSection {
     kind: Option<RailsKind>,
     #[serde(default, deserialize_with = "lenient::opt")]
     enabled: Option<bool>,
+    business_url: Option<String>,
+    business_api_key: Option<Secret>,
     simulated: Option<SimulatedMode>,
     customer_info_amount: Option<toml::Value>,
     transaction_info_amount: Option<toml::Value>,
@@ -34,6 +36,8 @@ pub(super) struct RailsSection {
 pub enum RailsKind {
     /// Payouts are simulated: for test networks and demos.
     Simulated,
+    /// Payouts are made by the anchor's own service over HTTP (`rails.business_url`).
+    Business,
     /// No rails in this process: funded transactions wait in pending_receiver for the
     /// operator (or an embedder's own rails).
     None,
@@ -49,8 +53,18 @@ pub enum SimulatedMode {
 }
 
 #[derive(Debug, Clone)]
+pub struct BusinessRails {
+    /// Base URL: capstan POSTs to `<url>/payouts` and `<url>/payouts/status`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer <key>`, when set.
+    pub api_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
 pub struct RailsConfig {
     pub kind: RailsKind,
+    /// The business server that pays out, with `kind = "business"`.
+    pub business: Option<BusinessRails>,
     /// Whether `capstan serve` runs the executor and the poller (`capstan execute` and
     /// `capstan poll` always do).
     pub enabled: bool,
@@ -83,6 +97,39 @@ pub(super) fn validate_rails(
         Some(kind) => kind,
         None if public_network => RailsKind::None,
         None => RailsKind::Simulated,
+    };
+    let business = match (kind, section.business_url) {
+        (RailsKind::Business, Some(url)) => {
+            let parsed = url::Url::parse(&url)
+                .map_err(|e| key_err("rails.business_url", format!("{url:?} is not a URL: {e}")))?;
+            let local = matches!(
+                parsed.host_str(),
+                Some("localhost" | "127.0.0.1" | "::1" | "[::1]")
+            );
+            if public_network && parsed.scheme() != "https" && !local {
+                return Err(key_err(
+                    "rails.business_url",
+                    "must be https on the public network (or on this machine)",
+                ));
+            }
+            Some(BusinessRails {
+                url: url.trim_end_matches('/').to_owned(),
+                api_key: section.business_api_key,
+            })
+        }
+        (RailsKind::Business, None) => {
+            return Err(key_err(
+                "rails.business_url",
+                "is required with rails.kind = \"business\"",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(key_err(
+                "rails.business_url",
+                "is only read with rails.kind = \"business\"",
+            ));
+        }
+        (_, None) => None,
     };
     let amount = |key: &str, value: Option<toml::Value>| -> Result<Option<Decimal>, ConfigError> {
         let text = match value {
@@ -124,6 +171,7 @@ pub(super) fn validate_rails(
     }
     Ok(RailsConfig {
         kind,
+        business,
         enabled: section.enabled.unwrap_or(true),
         simulated: section.simulated.unwrap_or(SimulatedMode::Instant),
         customer_info_amount: amount("customer_info_amount", section.customer_info_amount)?,

@@ -5,6 +5,7 @@
 //! through the rails, never blindly paid again. The poller follows up payouts the rails
 //! left `pending_external`.
 
+pub mod business;
 pub mod rails;
 pub mod simulated;
 
@@ -255,34 +256,53 @@ fn edit(outcome: &Outcome, t: &mut TransactionRow) {
 /// database transaction. An outcome the status machine refuses (the operator failed the
 /// transaction meanwhile) is not stored: the round is held for the operator.
 async fn apply(anchor: &AppState, c: &Claimed, outcome: Outcome) {
-    let id = &c.transaction.id;
+    match end_with(anchor, &c.payout, &c.transaction, &outcome, ACTOR).await {
+        Ok(_) | Err(Ended::LeaseLost) => {}
+        Err(Ended::Refused(why)) => hold(anchor, &c.payout, &why).await,
+        Err(Ended::Failed(why)) => retry_reconcile(anchor, &c.payout, &why).await,
+    }
+}
+
+/// Why a round's outcome was not written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ended {
+    /// The status machine refuses it (the transaction moved on meanwhile).
+    Refused(String),
+    /// Another executor holds the round now.
+    LeaseLost,
+    /// The database failed, or the transaction kept changing.
+    Failed(String),
+}
+
+/// Ends the round `payout` with `outcome`: the status change and the round's end in one
+/// database transaction (fields the rails name are flagged in SEP-12 first).
+async fn end_with(
+    anchor: &AppState,
+    payout: &PayoutRow,
+    transaction: &TransactionRow,
+    outcome: &Outcome,
+    actor: &str,
+) -> Result<TransactionRow, Ended> {
+    let id = &transaction.id;
     if let Outcome::NeedsCustomerInfo {
         sender_fields,
         receiver_fields,
         ..
-    } = &outcome
-        && let Err(e) = flag_customers(anchor, &c.transaction, sender_fields, receiver_fields).await
+    } = outcome
     {
-        return retry_reconcile(anchor, &c.payout, &e).await;
+        flag_customers(anchor, transaction, sender_fields, receiver_fields)
+            .await
+            .map_err(Ended::Failed)?;
     }
-    let (to, reason) = target(&outcome);
+    let (to, reason) = target(outcome);
     for _ in 0..WRITE_ATTEMPTS {
         let current = match anchor.store.transaction(id).await {
             Ok(Some(t)) => t,
-            Ok(None) => return,
-            Err(e) => return retry_reconcile(anchor, &c.payout, &e.to_string()).await,
+            Ok(None) => return Err(Ended::Refused(format!("transaction {id} is gone"))),
+            Err(e) => return Err(Ended::Failed(e.to_string())),
         };
-        let next = match prepare_transition(&current, to, |t| edit(&outcome, t)) {
-            Ok(next) => next,
-            Err(e) => {
-                return hold(
-                    anchor,
-                    &c.payout,
-                    &format!("the rails answered {to}, but {e}"),
-                )
-                .await;
-            }
-        };
+        let next = prepare_transition(&current, to, |t| edit(outcome, t))
+            .map_err(|e| Ended::Refused(format!("the rails answered {to}, but {e}")))?;
         let body = next
             .callback_url
             .as_ref()
@@ -293,7 +313,7 @@ async fn apply(anchor: &AppState, c: &Claimed, outcome: Outcome) {
             last_error: None,
             transition: Some((&current, &next, &reason, body.as_deref())),
         };
-        match anchor.store.end_round(&c.payout, &round_end, ACTOR).await {
+        match anchor.store.end_round(payout, &round_end, actor).await {
             Ok(RoundWritten::Done) => {
                 tracing::info!(transaction = %id, status = %to, "payout round done");
                 anchor.outbox_wake.notify_one();
@@ -305,17 +325,83 @@ async fn apply(anchor: &AppState, c: &Claimed, outcome: Outcome) {
                         crate::kyc::callbacks::customer_changed(anchor, customer).await;
                     }
                 }
-                return;
+                return Ok(next);
             }
             Ok(RoundWritten::TransactionChanged) => continue,
             Ok(RoundWritten::LeaseLost) => {
                 tracing::warn!(transaction = %id, "another executor took this payout round over; its outcome is left to it");
-                return;
+                return Err(Ended::LeaseLost);
             }
-            Err(e) => return retry_reconcile(anchor, &c.payout, &e.to_string()).await,
+            Err(e) => return Err(Ended::Failed(e.to_string())),
         }
     }
-    retry_reconcile(anchor, &c.payout, "the transaction kept changing").await
+    Err(Ended::Failed("the transaction kept changing".into()))
+}
+
+/// A payout outcome reported from outside the executor (the operator, or a business server
+/// reporting through the operator API): for a submitted payout (`pending_external`), or a
+/// round that is held or waiting to be retried. Returns the transaction as it now is.
+pub async fn report(
+    anchor: &AppState,
+    id: &str,
+    outcome: &Outcome,
+    actor: &str,
+) -> Result<TransactionRow, Ended> {
+    let refused = |m: String| Err(Ended::Refused(m));
+    let Some(t) = anchor
+        .store
+        .transaction(id)
+        .await
+        .map_err(|e| Ended::Failed(e.to_string()))?
+    else {
+        return refused(format!("transaction not found: {id}"));
+    };
+    match t.status() {
+        Status::PendingExternal => {
+            let (to, reason) = target(outcome);
+            let updated = anchor
+                .store
+                .transition(
+                    id,
+                    to,
+                    actor,
+                    Some(&reason),
+                    |row| edit(outcome, row),
+                    |row| transaction_body(row).to_string(),
+                )
+                .await
+                .map_err(|e| match e {
+                    crate::store::TransitionError::Illegal(e) => Ended::Refused(e.to_string()),
+                    other => Ended::Failed(other.to_string()),
+                })?;
+            anchor.outbox_wake.notify_one();
+            if to == Status::PendingReceiver {
+                anchor.payout_wake.notify_one();
+            }
+            Ok(updated)
+        }
+        Status::PendingReceiver => {
+            let payout = anchor
+                .store
+                .payout(id)
+                .await
+                .map_err(|e| Ended::Failed(e.to_string()))?;
+            match payout {
+                Some(p) if p.state == "held" || p.state == "waiting" => {
+                    end_with(anchor, &p, &t, outcome, actor).await
+                }
+                Some(p) if p.state == "executing" => refused(
+                    "an executor is paying it out now; report again once its round ends".into(),
+                ),
+                _ => refused(
+                    "no payout round is held or under way for it; the executor pays it out".into(),
+                ),
+            }
+        }
+        other => refused(format!(
+            "the transaction is {other}; no payout is under way"
+        )),
+    }
 }
 
 /// Marks the fields the rails name as rejected (built-in KYC), so SEP-12 asks for them and

@@ -267,6 +267,20 @@ impl Store {
         )
     }
 
+    /// The operator's word that a held round was not paid: it is retried with the same
+    /// idempotency key. Returns false when the round is not held.
+    pub async fn release_held_payout(&self, transaction_id: &str) -> StoreResult<bool> {
+        let now = unix_now();
+        let n = on_pool!(self, pool => sqlx::query(
+            "UPDATE payouts SET state = 'waiting', next_attempt_at = $2, last_error = NULL, version = version + 1, updated_at = $2 WHERE transaction_id = $1 AND state = 'held'")
+            .bind(transaction_id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
     /// Payout rounds held for the operator.
     pub async fn held_payouts(&self, limit: i64) -> StoreResult<Vec<PayoutRow>> {
         let sql = format!(
