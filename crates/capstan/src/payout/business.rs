@@ -180,10 +180,11 @@ pub fn outcome_from_json(answer: &Value) -> Result<Outcome, String> {
                 }
             };
             for (name, spec) in &fields {
-                if !spec
+                let described = spec
                     .get("description")
-                    .is_some_and(|d| d.as_str().is_some_and(|d| !d.trim().is_empty()))
-                {
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| !d.trim().is_empty());
+                if !described {
                     return Err(format!("fields.{name}.description is required"));
                 }
             }
