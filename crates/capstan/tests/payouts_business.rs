@@ -29,12 +29,15 @@ struct Seen {
     body: String,
 }
 
+/// A scripted answer: the path it is for, the status, the JSON.
+type Answer = (&'static str, u16, Value);
+
 /// A payouts service that answers from a script (status and JSON per request, in order;
 /// then `{"status": "completed"}` to /payouts and `{"payouts": []}` to /payouts/status).
 #[derive(Clone, Default)]
 struct Service {
     seen: Arc<Mutex<Vec<Seen>>>,
-    answers: Arc<Mutex<VecDeque<(&'static str, u16, Value)>>>,
+    answers: Arc<Mutex<VecDeque<Answer>>>,
 }
 
 async fn answer(
