@@ -1,5 +1,10 @@
-//! capstan: a Stellar receiving anchor. SEP-1, SEP-10 and SEP-12 today; SEP-31 builds on
-//! the same configuration, store, error type and session extractor.
+//! capstan: a Stellar receiving anchor. SEP-1, SEP-10, SEP-12 and SEP-31, the payment
+//! watcher and the payout executor, in one library and one binary.
+//!
+//! An anchor written in Rust starts it with [`start_with`] and passes its own integrations
+//! in [`Extensions`]: `customers` (SEP-12), `sep31_receiver` and `fees` (SEP-31), `rails`
+//! (payouts), `payment_source` (the watcher's source of payments); everything else works as
+//! `capstan serve` does. `examples/custom_rails.rs` is a complete one.
 
 pub mod admin;
 pub mod anchor;
