@@ -175,6 +175,7 @@ on_both_backends! {
     a_customer_correction_leads_back_to_completed => a_customer_correction_leads_back_to_completed_sqlite, a_customer_correction_leads_back_to_completed_postgres;
     a_transaction_correction_leads_back_to_completed => a_transaction_correction_leads_back_to_completed_sqlite, a_transaction_correction_leads_back_to_completed_postgres;
     a_refused_payout_ends_in_error => a_refused_payout_ends_in_error_sqlite, a_refused_payout_ends_in_error_postgres;
+    a_payment_the_rails_send_back_is_refunded => a_payment_the_rails_send_back_is_refunded_sqlite, a_payment_the_rails_send_back_is_refunded_postgres;
     two_executors_pay_each_transaction_once => two_executors_pay_each_transaction_once_sqlite, two_executors_pay_each_transaction_once_postgres;
 }
 
@@ -341,6 +342,29 @@ async fn a_refused_payout_ends_in_error(db: Option<String>) {
     assert_eq!(
         heard(&w, &wallet, &url, 2).await,
         ["pending_receiver", "error"]
+    );
+    w.app.running.shutdown().await;
+}
+
+/// The rails cannot pay and send the payment back in full: refunded, with the refund
+/// recorded (SEP-31's refunds object) and nothing paid out.
+async fn a_payment_the_rails_send_back_is_refunded(db: Option<String>) {
+    let w = world_with(db, "", &rails("refund_amount = \"77.7\"")).await;
+    let (id, memo) = w.create("77.7").await;
+    let (wallet, url) = callback(&w, &id).await;
+    w.pay(Memo::Id(memo), "77.7");
+    let t = w.wait_status(&id, "refunded").await;
+    assert_eq!(t["amount_out"], "0");
+    let refunds = &t["refunds"];
+    assert_eq!(refunds["amount_refunded"], "77.7", "{t}");
+    assert_eq!(refunds["amount_fee"], "0");
+    let payments = refunds["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["amount"], "77.7");
+    assert_eq!(payments[0]["id"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        heard(&w, &wallet, &url, 2).await,
+        ["pending_receiver", "refunded"]
     );
     w.app.running.shutdown().await;
 }

@@ -271,6 +271,12 @@ async fn a_submitted_payout_is_followed_up(db: Option<String>) {
             400,
         ),
         (json!({"status": 5}), 400),
+        (json!({"status": "refunded"}), 400),
+        (json!({"status": "refunded", "refund": {"id": ""}}), 400),
+        (
+            json!({"status": "refunded", "refund": {"id": "ab", "fee": -1}}),
+            400,
+        ),
     ] {
         let (status, answer) = w
             .admin(

@@ -21,6 +21,7 @@ pub(super) struct RailsSection {
     customer_info_amount: Option<toml::Value>,
     transaction_info_amount: Option<toml::Value>,
     error_amount: Option<toml::Value>,
+    refund_amount: Option<toml::Value>,
     #[serde(default, deserialize_with = "lenient::opt")]
     execute_interval_secs: Option<u64>,
     #[serde(default, deserialize_with = "lenient::opt")]
@@ -74,6 +75,7 @@ pub struct RailsConfig {
     pub customer_info_amount: Option<Decimal>,
     pub transaction_info_amount: Option<Decimal>,
     pub error_amount: Option<Decimal>,
+    pub refund_amount: Option<Decimal>,
     pub execute_interval: Duration,
     pub poll_interval: Duration,
     /// Attempts at a payout whose rails keep failing with a retryable error before the
@@ -180,6 +182,7 @@ pub(super) fn validate_rails(
             section.transaction_info_amount,
         )?,
         error_amount: amount("error_amount", section.error_amount)?,
+        refund_amount: amount("refund_amount", section.refund_amount)?,
         execute_interval: secs(
             "execute_interval_secs",
             section.execute_interval_secs,

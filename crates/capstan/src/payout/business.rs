@@ -8,7 +8,8 @@
 //!
 //! The answers (and the operator API's payout reports) share one shape:
 //! `{"status": "completed" | "pending_external" | "needs_customer_info" |
-//! "needs_transaction_info" | "error" | "returned", "external_transaction_id", "message",
+//! "needs_transaction_info" | "error" | "refunded" | "returned", "external_transaction_id",
+//! "message", "refund": {"id": <Stellar transaction hash>, "fee"},
 //! "sender_fields": {field: reason}, "receiver_fields": {field: reason},
 //! "fields": {name: {"description": ...}}}`.
 
@@ -197,12 +198,41 @@ pub fn outcome_from_json(answer: &Value) -> Result<Outcome, String> {
         "error" => Outcome::Error {
             message: message.ok_or("error needs a message: what the sending anchor reads")?,
         },
+        "refunded" => {
+            let refund = answer
+                .get("refund")
+                .ok_or("refunded needs refund: {\"id\": <the refund's Stellar transaction hash>, \"fee\": \"...\"}")?;
+            let id = refund
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|id| !id.is_empty() && id.len() <= 128 && !id.contains('\0'))
+                .ok_or("refund.id must be the refund's Stellar transaction hash")?;
+            let fee = match refund.get("fee") {
+                None | Some(Value::Null) => rust_decimal::Decimal::ZERO,
+                Some(Value::String(f)) => f
+                    .trim()
+                    .parse::<rust_decimal::Decimal>()
+                    .ok()
+                    .filter(|f| {
+                        !f.is_sign_negative()
+                            && f.normalize().scale() <= crate::config::STELLAR_DECIMALS
+                    })
+                    .ok_or("refund.fee must be an amount as a string")?,
+                Some(_) => return Err("refund.fee must be an amount as a string".into()),
+            };
+            Outcome::Refunded {
+                message: message.unwrap_or_else(|| "the payment was refunded".into()),
+                stellar_transaction_id: id.to_owned(),
+                fee: fee.normalize(),
+            }
+        }
         "returned" => Outcome::Returned {
             message: message.unwrap_or_else(|| "the payout was returned".into()),
         },
         other => {
             return Err(format!(
-                "status {other:?} is not one of completed, pending_external, needs_customer_info, needs_transaction_info, error, returned"
+                "status {other:?} is not one of completed, pending_external, needs_customer_info, needs_transaction_info, error, refunded, returned"
             ));
         }
     })

@@ -226,6 +226,10 @@ fn target(outcome: &Outcome) -> (Status, String) {
             format!("the rails need transaction information: {message}"),
         ),
         Outcome::Error { message } => (Status::Error, format!("payout failed: {message}")),
+        Outcome::Refunded { message, .. } => (
+            Status::Refunded,
+            format!("refunded in full by the rails: {message}"),
+        ),
         Outcome::Returned { message } => (
             Status::PendingReceiver,
             format!("the payout came back: {message}"),
@@ -248,6 +252,27 @@ fn edit(outcome: &Outcome, t: &mut TransactionRow) {
         }
         Outcome::Error { message } | Outcome::Returned { message } => {
             t.status_message = Some(message.clone())
+        }
+        Outcome::Refunded {
+            message,
+            stellar_transaction_id,
+            fee,
+        } => {
+            // The whole payment went back: nothing is paid out (SEP-31's amounts
+            // invariant, as the operator's full refund records it).
+            let amount =
+                crate::sep31::amounts::amount_string(t.amount_in.parse().unwrap_or_default());
+            let fee = crate::sep31::amounts::amount_string(*fee);
+            t.refunds = Some(
+                json!({
+                    "amount_refunded": amount,
+                    "amount_fee": fee,
+                    "payments": [{"id": stellar_transaction_id, "amount": amount, "fee": fee}],
+                })
+                .to_string(),
+            );
+            t.amount_out = "0".into();
+            t.status_message = Some(message.clone());
         }
     }
 }

@@ -40,6 +40,14 @@ pub enum Outcome {
     },
     /// Failed for good: `error`, with the message the sending anchor reads.
     Error { message: String },
+    /// The payment could not be paid out and was sent back to the sending anchor in full
+    /// (the seeds' "refund the payment in its entirety"): `refunded`, with `refunds`
+    /// naming the Stellar transaction of the refund and its fee.
+    Refunded {
+        message: String,
+        stellar_transaction_id: String,
+        fee: rust_decimal::Decimal,
+    },
     /// Given back by the receiving bank after submission: `pending_receiver` again, for a
     /// new round (from `pending_external` only).
     Returned { message: String },

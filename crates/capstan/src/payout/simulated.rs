@@ -33,6 +33,8 @@ impl SimulatedRails {
             "needs_transaction_info"
         } else if is(self.config.error_amount) {
             "error"
+        } else if is(self.config.refund_amount) {
+            "refunded"
         } else {
             match self.config.simulated {
                 SimulatedMode::Instant => "completed",
@@ -67,6 +69,18 @@ fn outcome_of(row: &SimulatedPayout) -> Outcome {
                 fields,
             }
         }
+        "refunded" => Outcome::Refunded {
+            message: "the simulated bank refused the payout; the payment was sent back".into(),
+            // A made-up hash: the simulated refund pays nothing on the network.
+            stellar_transaction_id: {
+                let mut bytes = [b'0'; 32];
+                for (b, k) in bytes.iter_mut().zip(row.idempotency_key.bytes().rev()) {
+                    *b = k;
+                }
+                hex::encode(bytes)
+            },
+            fee: Decimal::ZERO,
+        },
         _ => Outcome::Error {
             message: "the simulated bank refused the payout".into(),
         },
