@@ -177,6 +177,125 @@ on_both_backends! {
     a_refused_payout_ends_in_error => a_refused_payout_ends_in_error_sqlite, a_refused_payout_ends_in_error_postgres;
     a_payment_the_rails_send_back_is_refunded => a_payment_the_rails_send_back_is_refunded_sqlite, a_payment_the_rails_send_back_is_refunded_postgres;
     two_executors_pay_each_transaction_once => two_executors_pay_each_transaction_once_sqlite, two_executors_pay_each_transaction_once_postgres;
+    rounds_cut_short_are_executed_or_held => rounds_cut_short_are_executed_or_held_sqlite, rounds_cut_short_are_executed_or_held_postgres;
+}
+
+/// Rails that cannot look a payout up (the trait's default `reconcile`), counting calls.
+#[derive(Default)]
+struct CountingRails {
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl capstan::payout::rails::Rails for CountingRails {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+
+    fn execute<'a>(
+        &'a self,
+        payout: &'a capstan::payout::rails::Payout<'a>,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<capstan::payout::rails::Outcome, capstan::payout::rails::RailsError>,
+    > {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(payout.idempotency_key.to_owned());
+        Box::pin(async { Ok(capstan::payout::rails::Outcome::Completed { external_id: None }) })
+    }
+
+    fn poll<'a>(
+        &'a self,
+        _: &'a [capstan::store::TransactionRow],
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<Vec<(String, capstan::payout::rails::Outcome)>, capstan::payout::rails::RailsError>,
+    > {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// An executor that crashed after claiming a round but before calling the rails leaves a
+/// round that is simply executed; one that crashed during the call leaves a round the rails
+/// must account for, and rails that cannot are held for the operator, who releases it.
+async fn rounds_cut_short_are_executed_or_held(db: Option<String>) {
+    let w = world_with(db, "", "").await;
+    let (claimed_only, memo) = w.create("5").await;
+    w.pay(Memo::Id(memo), "5");
+    w.wait_status(&claimed_only, "pending_receiver").await;
+    let store = w.app.running.anchor.store.clone();
+    let rails = std::sync::Arc::new(CountingRails::default());
+    let mut config = w.app.running.anchor.config.clone();
+    config.watcher.enabled = false;
+    let anchor = capstan::server::open(
+        config,
+        capstan::Extensions {
+            rails: Some(rails.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    // Claimed, with a lease that is already over, and never begun.
+    let claimed = store.claim_payouts("crashed", 10, 0).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(capstan::payout::execute_due(&anchor, "next").await, 1);
+    assert_eq!(w.transaction(&claimed_only).await["status"], "completed");
+    assert_eq!(*rails.calls.lock().unwrap(), [claimed_only.clone()]);
+
+    // Begun (executing), then cut short: these rails cannot tell, so it is held.
+    let (begun, memo) = w.create("6").await;
+    w.pay(Memo::Id(memo), "6");
+    w.wait_status(&begun, "pending_receiver").await;
+    let claimed = store.claim_payouts("crashed", 10, 0).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    store
+        .renew_lease(&claimed[0].payout, 0)
+        .await
+        .unwrap()
+        .expect("the round is still the crashed executor's");
+    capstan::payout::execute_due(&anchor, "next").await;
+    assert_eq!(w.transaction(&begun).await["status"], "pending_receiver");
+    assert_eq!(
+        rails.calls.lock().unwrap().len(),
+        1,
+        "not paid again blindly"
+    );
+    let (status, held) = w
+        .admin(reqwest::Method::GET, "/admin/payouts/held", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(held["held"][0]["transaction_id"], begun.as_str());
+    // Nothing happens to it until the operator decides.
+    capstan::payout::execute_due(&anchor, "next").await;
+    assert_eq!(rails.calls.lock().unwrap().len(), 1);
+    let (status, body) = w
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/transactions/{begun}/payout/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    capstan::payout::execute_due(&anchor, "next").await;
+    assert_eq!(w.transaction(&begun).await["status"], "completed");
+    assert_eq!(
+        *rails.calls.lock().unwrap(),
+        [claimed_only.clone(), begun.clone()]
+    );
+    // Not held any more.
+    let (status, _) = w
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/transactions/{begun}/payout/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    anchor.store.close().await;
+    w.app.running.shutdown().await;
 }
 
 /// POST → payment streamed → pending_receiver → executed → completed.

@@ -9,8 +9,9 @@ CREATE TABLE payouts (
     -- what the rails receive, to recognise a repeated request: the transaction id, with
     -- ":<round>" from the second round on
     idempotency_key TEXT NOT NULL,
-    -- executing (leased), waiting (to retry), done (the outcome is applied), held (for the
-    -- operator: an interrupted round whose outcome the rails cannot tell)
+    -- claimed (leased, the rails not called yet), executing (leased, the rails called),
+    -- waiting (to retry), done (the outcome is applied), held (for the operator: an
+    -- interrupted round whose outcome the rails cannot tell)
     state TEXT NOT NULL,
     attempts BIGINT NOT NULL,
     lease_owner TEXT,

@@ -39,7 +39,7 @@ pub async fn run_executor(
     let owner = format!("executor-{}", uuid::Uuid::new_v4());
     loop {
         // A full batch means more may be waiting: go on without sleeping.
-        let done = execute_due(&anchor, &owner).await;
+        let done = execute_batch(&anchor, &owner, Some(&stopped)).await;
         if done < BATCH as usize {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
@@ -66,6 +66,16 @@ pub async fn run_poller(anchor: AppState, mut stopped: watch::Receiver<bool>, in
 
 /// One executor pass: claims what is due and executes it. Returns how many it took.
 pub async fn execute_due(anchor: &AppState, owner: &str) -> usize {
+    execute_batch(anchor, owner, None).await
+}
+
+/// A pass that stops early when `stopped` says so: the call in flight finishes, and the
+/// rounds claimed but not begun are given back at once rather than left to their lease.
+async fn execute_batch(
+    anchor: &AppState,
+    owner: &str,
+    stopped: Option<&watch::Receiver<bool>>,
+) -> usize {
     let lease = lease_secs(anchor);
     let claimed = match anchor.store.claim_payouts(owner, BATCH, lease).await {
         Ok(claimed) => claimed,
@@ -75,8 +85,17 @@ pub async fn execute_due(anchor: &AppState, owner: &str) -> usize {
         }
     };
     let n = claimed.len();
-    for c in claimed {
+    let mut claimed = claimed.into_iter();
+    for c in claimed.by_ref() {
         execute_one(anchor, c).await;
+        if stopped.is_some_and(|s| *s.borrow()) {
+            break;
+        }
+    }
+    for c in claimed {
+        if let Err(e) = anchor.store.release_claim(&c.payout).await {
+            tracing::warn!(transaction = %c.transaction.id, error = %e, "cannot give back a payout claim; its lease will run out");
+        }
     }
     n
 }
@@ -415,7 +434,7 @@ pub async fn report(
                 Some(p) if p.state == "held" || p.state == "waiting" => {
                     end_with(anchor, &p, &t, outcome, actor).await
                 }
-                Some(p) if p.state == "executing" => refused(
+                Some(p) if p.state == "executing" || p.state == "claimed" => refused(
                     "an executor is paying it out now; report again once its round ends".into(),
                 ),
                 _ => refused(

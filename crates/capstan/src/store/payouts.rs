@@ -71,7 +71,7 @@ fn claimable(state: Option<&str>, lease_until: i64, next_attempt_at: i64, now: i
     match state {
         None | Some("done") => true,
         Some("waiting") => next_attempt_at <= now,
-        Some("executing") => lease_until <= now,
+        Some("executing" | "claimed") => lease_until <= now,
         _ => false,
     }
 }
@@ -91,7 +91,7 @@ impl Store {
         let candidates: Vec<Candidate> = on_pool!(self, pool => sqlx::query_as(
             "SELECT t.id, p.state, p.version, p.round, p.lease_until, p.next_attempt_at FROM transactions t LEFT JOIN payouts p ON p.transaction_id = t.id \
              WHERE t.status = 'pending_receiver' AND t.paid = TRUE \
-             AND (p.state IS NULL OR p.state = 'done' OR (p.state = 'waiting' AND p.next_attempt_at <= $1) OR (p.state = 'executing' AND p.lease_until <= $1)) \
+             AND (p.state IS NULL OR p.state = 'done' OR (p.state = 'waiting' AND p.next_attempt_at <= $1) OR (p.state IN ('executing', 'claimed') AND p.lease_until <= $1)) \
              ORDER BY t.updated_at, t.id LIMIT $2")
             .bind(now)
             .bind(limit)
@@ -112,7 +112,7 @@ impl Store {
             let won = match state.as_deref() {
                 None => on_pool!(self, pool => sqlx::query(
                     "INSERT INTO payouts (transaction_id, round, idempotency_key, state, attempts, lease_owner, lease_until, next_attempt_at, version, updated_at) \
-                     VALUES ($1, 1, $1, 'executing', 1, $2, $3, 0, 1, $4) ON CONFLICT (transaction_id) DO NOTHING")
+                     VALUES ($1, 1, $1, 'claimed', 1, $2, $3, 0, 1, $4) ON CONFLICT (transaction_id) DO NOTHING")
                     .bind(&id)
                     .bind(owner)
                     .bind(until)
@@ -123,7 +123,7 @@ impl Store {
                 Some("done") => {
                     let next_round = round.unwrap_or(1) + 1;
                     on_pool!(self, pool => sqlx::query(
-                        "UPDATE payouts SET round = $3, idempotency_key = $4, state = 'executing', attempts = 1, lease_owner = $5, lease_until = $6, last_error = NULL, version = version + 1, updated_at = $7 \
+                        "UPDATE payouts SET round = $3, idempotency_key = $4, state = 'claimed', attempts = 1, lease_owner = $5, lease_until = $6, last_error = NULL, version = version + 1, updated_at = $7 \
                          WHERE transaction_id = $1 AND version = $2")
                         .bind(&id)
                         .bind(version)
@@ -137,7 +137,7 @@ impl Store {
                         .map(|r| r.rows_affected()))?
                 }
                 Some("waiting") => on_pool!(self, pool => sqlx::query(
-                    "UPDATE payouts SET state = 'executing', attempts = attempts + 1, lease_owner = $3, lease_until = $4, version = version + 1, updated_at = $5 \
+                    "UPDATE payouts SET state = 'claimed', attempts = attempts + 1, lease_owner = $3, lease_until = $4, version = version + 1, updated_at = $5 \
                      WHERE transaction_id = $1 AND version = $2")
                     .bind(&id)
                     .bind(version)
@@ -147,7 +147,8 @@ impl Store {
                     .execute(pool)
                     .await
                     .map(|r| r.rows_affected()))?,
-                // An executing round whose lease ran out: taken over, to be reconciled.
+                // A round whose lease ran out: taken over; reconciled when its rails call
+                // had begun (executing), simply executed when it had not (claimed).
                 _ => on_pool!(self, pool => sqlx::query(
                     "UPDATE payouts SET lease_owner = $3, lease_until = $4, version = version + 1, updated_at = $5 \
                      WHERE transaction_id = $1 AND version = $2")
@@ -177,7 +178,8 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Extends the lease of a round this executor holds, right before its rails call (a
+    /// Marks a round this executor holds as executing and extends its lease, right before
+    /// its rails call: from here on a crash leaves a round to reconcile, not to execute (a
     /// claimed batch is worked through one by one, so each call gets a full lease). `None`
     /// when the round is no longer as claimed: leave it alone.
     pub async fn renew_lease(
@@ -187,7 +189,7 @@ impl Store {
     ) -> StoreResult<Option<PayoutRow>> {
         let until = unix_now() + lease_secs;
         let n = on_pool!(self, pool => sqlx::query(
-            "UPDATE payouts SET lease_until = $3, version = version + 1 WHERE transaction_id = $1 AND version = $2")
+            "UPDATE payouts SET state = 'executing', lease_until = $3, version = version + 1 WHERE transaction_id = $1 AND version = $2")
             .bind(&payout.transaction_id)
             .bind(payout.version)
             .bind(until)
@@ -195,6 +197,7 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         Ok((n == 1).then(|| PayoutRow {
+            state: "executing".into(),
             lease_until: until,
             version: payout.version + 1,
             ..payout.clone()
@@ -265,6 +268,19 @@ impl Store {
                 .fetch_all(pool)
                 .await)?,
         )
+    }
+
+    /// Gives back a round claimed but not begun (the executor is stopping), for another
+    /// executor to take at once.
+    pub async fn release_claim(&self, payout: &PayoutRow) -> StoreResult<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE payouts SET lease_owner = NULL, lease_until = 0, version = version + 1 WHERE transaction_id = $1 AND version = $2 AND state = 'claimed'")
+            .bind(&payout.transaction_id)
+            .bind(payout.version)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
     }
 
     /// The operator's word that a held round was not paid: it is retried with the same
