@@ -243,7 +243,10 @@ async fn rounds_cut_short_are_executed_or_held(db: Option<String>) {
     assert_eq!(claimed.len(), 1);
     assert_eq!(capstan::payout::execute_due(&anchor, "next").await, 1);
     assert_eq!(w.transaction(&claimed_only).await["status"], "completed");
-    assert_eq!(*rails.calls.lock().unwrap(), [claimed_only.clone()]);
+    assert_eq!(
+        *rails.calls.lock().unwrap(),
+        std::slice::from_ref(&claimed_only)
+    );
 
     // Begun (executing), then cut short: these rails cannot tell, so it is held.
     let (begun, memo) = w.create("6").await;
