@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::callbacks::{Recorder, verified};
+use common::on_both_backends;
 use common::world::{World, world_with};
 use fake_horizon::{Memo, Op, Tx};
 use serde_json::{Value, json};
@@ -150,23 +151,6 @@ async fn create_with_customers(w: &World, amount: &str) -> (String, u64, String)
     )
     .await;
     (id, memo, receiver)
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test]
-        async fn $sqlite() {
-            $name(None).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            let Some(url) = common::postgres_url(stringify!($name)).await else {
-                return;
-            };
-            $name(Some(url)).await;
-        }
-    )*};
 }
 
 on_both_backends! {

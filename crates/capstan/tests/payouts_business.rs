@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use common::on_both_backends;
 use common::world::{World, world_with};
 use fake_horizon::Memo;
 use serde_json::{Value, json};
@@ -129,23 +130,6 @@ fn check_signed(w: &World, seen: &Seen, url: &str) {
 
 fn body(seen: &Seen) -> Value {
     serde_json::from_str(&seen.body).unwrap()
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test]
-        async fn $sqlite() {
-            $name(None).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            let Some(url) = common::postgres_url(stringify!($name)).await else {
-                return;
-            };
-            $name(Some(url)).await;
-        }
-    )*};
 }
 
 on_both_backends! {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::on_both_backends;
 use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml};
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
@@ -336,25 +337,6 @@ fn file_part(bytes: Vec<u8>, mime: &str) -> Part {
 }
 
 // ---- the two backends ---------------------------------------------------------------------
-
-/// Each test body runs once on SQLite and once on PostgreSQL (skipped without
-/// CAPSTAN_TEST_POSTGRES_URL).
-macro_rules! on_both_backends {
-    ($($name:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test]
-        async fn $sqlite() {
-            $name(None).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            let Some(url) = common::postgres_url(stringify!($name)).await else {
-                return;
-            };
-            $name(Some(url)).await;
-        }
-    )*};
-}
 
 on_both_backends! {
     sep12_01_kyc_server_is_published => sep12_01_kyc_server_is_published_sqlite, sep12_01_kyc_server_is_published_postgres;

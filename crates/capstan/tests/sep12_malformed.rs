@@ -16,6 +16,7 @@ mod common;
 use axum::Json;
 use axum::Router;
 use axum::routing::get;
+use common::on_both_backends;
 use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml};
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -47,25 +48,6 @@ async fn spawn_with(db: Option<String>, kyc: &str) -> TestApp {
         ..Default::default()
     })
     .await
-}
-
-/// Runs each test body on SQLite and on PostgreSQL (skipped, with a notice, without
-/// CAPSTAN_TEST_POSTGRES_URL).
-macro_rules! on_both_backends {
-    ($($name:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test]
-        async fn $sqlite() {
-            $name(None).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            let Some(url) = common::postgres_url(stringify!($name)).await else {
-                return;
-            };
-            $name(Some(url)).await;
-        }
-    )*};
 }
 
 on_both_backends! {

@@ -17,6 +17,7 @@ use capstan::sep31::status::Status;
 use capstan::sep31::transactions::transaction_body;
 use capstan::store::{Store, TransactionRow};
 use common::callbacks::{self, Delivery, Recorder};
+use common::on_both_backends;
 use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml};
 use reqwest::Method;
 use reqwest::header::CONTENT_TYPE;
@@ -110,25 +111,6 @@ fn muxed(key: &Keypair, id: u64) -> String {
 }
 
 // ---- the two backends ---------------------------------------------------------------------
-
-/// Each test body runs once on SQLite and once on PostgreSQL (skipped without
-/// CAPSTAN_TEST_POSTGRES_URL).
-macro_rules! on_both_backends {
-    ($($name:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test]
-        async fn $sqlite() {
-            $name(None).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            let Some(url) = common::postgres_url(stringify!($name)).await else {
-                return;
-            };
-            $name(Some(url)).await;
-        }
-    )*};
-}
 
 on_both_backends! {
     sep31_recheck_finds_every_waiting_transaction => sep31_recheck_finds_every_waiting_transaction_sqlite, sep31_recheck_finds_every_waiting_transaction_postgres;

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::on_both_backends;
 use common::world::{World, g, world, world_on, world_toml};
 use common::{AppOptions, TestApp, json_of};
 use fake_horizon::{Asset, FakeHorizon, Memo, Op, Tx};
@@ -13,23 +14,6 @@ use serde_json::{Value, json};
 use stellar::{ClientAccount, Keypair};
 
 // ---- the two backends ---------------------------------------------------------------------
-
-macro_rules! on_both_backends {
-    ($($name:ident => $sqlite:ident, $postgres:ident;)*) => {$(
-        #[tokio::test]
-        async fn $sqlite() {
-            $name(None).await;
-        }
-
-        #[tokio::test]
-        async fn $postgres() {
-            let Some(url) = common::postgres_url(stringify!($name)).await else {
-                return;
-            };
-            $name(Some(url)).await;
-        }
-    )*};
-}
 
 on_both_backends! {
     each_payment_kind_funds_its_transaction => each_payment_kind_funds_its_transaction_sqlite, each_payment_kind_funds_its_transaction_postgres;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::customers::no_nul;
-use super::transactions::{optional_text, required_text, time_param};
+use super::transactions::{optional_text, page, required_text};
 use crate::anchor::AppState;
 use crate::http::{ApiError, FormOrJson, PathSegment, Query};
 use crate::store::{PaymentFilter, PaymentRow, Resolved, iso_time};
@@ -19,7 +19,6 @@ use crate::watcher::fund;
 use crate::watcher::matching::{Decision, asset_name};
 use crate::watcher::source::IncomingPayment;
 
-const MAX_PAGE: i64 = 200;
 const ACTOR: &str = "operator";
 /// How often an attach is redone when the transaction changed under it.
 const ATTEMPTS: usize = 5;
@@ -68,18 +67,7 @@ pub async fn list(
             no_nul(name, v)?;
         }
     }
-    let limit = match q.limit.as_deref() {
-        Some(l) => l
-            .parse::<i64>()
-            .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
-        None => 50,
-    }
-    .clamp(1, MAX_PAGE);
-    let before = match (time_param("before", q.before.as_deref())?, q.before_id) {
-        (Some(at), id) => Some((at, id.unwrap_or_else(|| "\u{10ffff}".into()))),
-        (None, Some(_)) => return Err(ApiError::bad_request("before_id needs before")),
-        (None, None) => None,
-    };
+    let (limit, before) = page(q.limit.as_deref(), q.before.as_deref(), q.before_id)?;
     let rows = anchor
         .store
         .list_incoming_payments(&PaymentFilter {

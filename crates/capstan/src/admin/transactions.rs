@@ -20,7 +20,7 @@ use crate::sep31::status::Status;
 use crate::sep31::transactions::{transaction_body, transition_error};
 use crate::store::{TransactionFilter, TransactionRow, iso_time};
 
-const MAX_PAGE: i64 = 200;
+pub(super) const MAX_PAGE: i64 = 200;
 const ACTOR: &str = "operator";
 
 #[derive(Deserialize)]
@@ -36,6 +36,28 @@ pub struct ListQuery {
     /// The `started_at_unix` and `id` of the last transaction of the previous page.
     before: Option<String>,
     before_id: Option<String>,
+}
+
+/// A list's paging: `limit` (default 50, at most [`MAX_PAGE`]) and the keyset position
+/// after which the page starts (`before`, a time, and `before_id`).
+pub(super) fn page(
+    limit: Option<&str>,
+    before: Option<&str>,
+    before_id: Option<String>,
+) -> Result<(i64, Option<(i64, String)>), ApiError> {
+    let limit = match limit {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
+        None => 50,
+    }
+    .clamp(1, MAX_PAGE);
+    let before = match (time_param("before", before)?, before_id) {
+        (Some(at), id) => Some((at, id.unwrap_or_else(|| "\u{10ffff}".into()))),
+        (None, Some(_)) => return Err(ApiError::bad_request("before_id needs before")),
+        (None, None) => None,
+    };
+    Ok((limit, before))
 }
 
 pub(super) fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
@@ -78,18 +100,7 @@ pub async fn list(
             no_nul(name, v)?;
         }
     }
-    let limit = match q.limit.as_deref() {
-        Some(l) => l
-            .parse::<i64>()
-            .map_err(|_| ApiError::bad_request("limit must be a whole number"))?,
-        None => 50,
-    }
-    .clamp(1, MAX_PAGE);
-    let before = match (time_param("before", q.before.as_deref())?, q.before_id) {
-        (Some(at), id) => Some((at, id.unwrap_or_else(|| "\u{10ffff}".into()))),
-        (None, Some(_)) => return Err(ApiError::bad_request("before_id needs before")),
-        (None, None) => None,
-    };
+    let (limit, before) = page(q.limit.as_deref(), q.before.as_deref(), q.before_id)?;
     let filter = TransactionFilter {
         status,
         asset_code: q.asset_code.filter(|s| !s.is_empty()),

@@ -286,6 +286,28 @@ fn merge_sections(base: &str, extra: &str) -> String {
     toml::to_string(&table).expect("serialise test TOML")
 }
 
+/// Each test body runs once on SQLite and once on PostgreSQL (skipped, with a printed
+/// notice, without CAPSTAN_TEST_POSTGRES_URL): `name => name_sqlite, name_postgres;`.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident => $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test]
+        async fn $sqlite() {
+            $name(None).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            let Some(url) = crate::common::postgres_url(stringify!($name)).await else {
+                return;
+            };
+            $name(Some(url)).await;
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
+
 // ---- PostgreSQL ----------------------------------------------------------------------
 
 /// A fresh schema in the test PostgreSQL, or `None` (with a printed notice) when

@@ -125,19 +125,8 @@ impl Horizon {
             .send()
             .await
             .map_err(|e| HorizonError::Unreachable(e.to_string()))?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            return Err(HorizonError::Rejected {
-                status,
-                url,
-                retry_after,
-            });
+        if response.status().as_u16() != 200 {
+            return Err(rejected(&response, url));
         }
         let events = response.bytes_stream().eventsource();
         Ok(events
@@ -187,19 +176,7 @@ impl Horizon {
         match response.status().as_u16() {
             200 => {}
             404 => return Ok(None),
-            status => {
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                return Err(HorizonError::Rejected {
-                    status,
-                    url,
-                    retry_after,
-                });
-            }
+            _ => return Err(rejected(&response, url)),
         }
         let page: Page = response
             .json()
@@ -211,6 +188,21 @@ impl Horizon {
             .into_iter()
             .next()
             .map(|r| r.paging_token))
+    }
+}
+
+/// A refusal, with the wait a `Retry-After` header (429, 503) asks for.
+fn rejected(response: &reqwest::Response, url: String) -> HorizonError {
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    HorizonError::Rejected {
+        status: response.status().as_u16(),
+        url,
+        retry_after,
     }
 }
 
