@@ -234,6 +234,31 @@ impl Store {
         )
     }
 
+    /// The transactions these memo values name, in one query.
+    pub async fn transactions_by_memos(
+        &self,
+        memos: &[String],
+    ) -> StoreResult<Vec<TransactionRow>> {
+        let mut found = Vec::new();
+        // Under SQLite's and PostgreSQL's limits on bound parameters.
+        for chunk in memos.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {COLUMNS} FROM transactions WHERE stellar_memo IN ({})",
+                placeholders.join(", ")
+            );
+            let rows = on_pool!(self, pool => {
+                let mut query = sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()));
+                for memo in chunk {
+                    query = query.bind(memo);
+                }
+                query.fetch_all(pool).await
+            })?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
     /// The transaction a memo value names (memos are unique, SEP31-26).
     pub async fn transaction_by_memo(&self, memo: &str) -> StoreResult<Option<TransactionRow>> {
         let sql = format!("SELECT {COLUMNS} FROM transactions WHERE stellar_memo = $1");

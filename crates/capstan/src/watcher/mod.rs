@@ -32,6 +32,8 @@ use source::{IncomingPayment, ItemStream, SourceError, SourceItem};
 pub const ACTOR: &str = "watcher";
 /// Records written per database transaction at most.
 const MAX_BATCH: usize = 500;
+/// How long a batch waits for more records after its first.
+const BATCH_WAIT: Duration = Duration::from_millis(5);
 /// How often a batch is redone when a transaction changed under it before giving up and
 /// reconnecting.
 const CONFLICT_RETRIES: usize = 8;
@@ -311,8 +313,16 @@ async fn consume(
             Some(Err(e)) => return failed(e),
             Some(Ok(item)) => batch.push(item),
         }
+        // What the stream has ready, and what arrives within a few milliseconds more:
+        // one database transaction per batch, so larger batches are cheaper per payment
+        // (a catch-up gets full ones; a live stream waits at most BATCH_WAIT).
+        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
         while batch.len() < MAX_BATCH {
-            match stream.next().now_or_never() {
+            let next = match stream.next().now_or_never() {
+                Some(next) => Some(next),
+                None => tokio::time::timeout_at(deadline, stream.next()).await.ok(),
+            };
+            match next {
                 Some(Some(Ok(item))) => batch.push(item),
                 Some(Some(Err(e))) => {
                     end = Some(failed(e));
@@ -456,11 +466,13 @@ fn unreadable_record(account: &str, id: &str, cursor: &str, detail: &str) -> Pay
 fn report(anchor: &AppState, account: &str, records: &[PaymentRecord], new: usize) {
     let now = unix_now();
     let mut funded = false;
+    let mut callbacks = false;
     for r in records {
         let p = &r.payment;
         match (&r.funding, &p.reason) {
             (Some(f), _) => {
                 funded = true;
+                callbacks |= f.callback_body.is_some();
                 tracing::info!(payment = %p.id, transaction = %f.next.id, amount = %p.amount, asset = %p.asset_code, "payment matched");
             }
             (None, reason) => tracing::warn!(
@@ -480,8 +492,10 @@ fn report(anchor: &AppState, account: &str, records: &[PaymentRecord], new: usiz
         }
         s.last_error = None;
     });
-    if funded {
+    if callbacks {
         anchor.outbox_wake.notify_one();
+    }
+    if funded {
         anchor.payout_wake.notify_one();
     }
 }
@@ -493,6 +507,18 @@ async fn prepare(
     payments: &[&IncomingPayment],
 ) -> Result<Vec<PaymentRecord>, RecordError> {
     let policy = anchor.config.watcher.short_payments;
+    // The transactions the batch's memos name, read in one query.
+    let memos: Vec<String> = payments
+        .iter()
+        .filter_map(|p| payment_memo(p).map(|(_, value)| value))
+        .collect();
+    let named: HashMap<String, TransactionRow> = anchor
+        .store
+        .transactions_by_memos(&memos)
+        .await?
+        .into_iter()
+        .filter_map(|t| t.stellar_memo.clone().map(|m| (m, t)))
+        .collect();
     // Transactions funded earlier in this batch, by memo value.
     let mut funded: HashMap<String, TransactionRow> = HashMap::new();
     let mut records = Vec::with_capacity(payments.len());
@@ -500,10 +526,7 @@ async fn prepare(
     for p in payments {
         let memo = payment_memo(p).map(|(_, value)| value);
         let candidate = match &memo {
-            Some(value) => match funded.get(value) {
-                Some(row) => Some(row.clone()),
-                None => anchor.store.transaction_by_memo(value).await?,
-            },
+            Some(value) => funded.get(value).or_else(|| named.get(value)).cloned(),
             None => None,
         };
         let mut decision = decide(p, candidate.as_ref(), policy);
