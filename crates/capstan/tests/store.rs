@@ -3,7 +3,10 @@
 
 mod common;
 
-use capstan::store::Store;
+use capstan::sep31::status::Status;
+use capstan::store::{
+    BatchWritten, Funding, PaymentRecord, PaymentRow, Store, TransactionRow, prepare_transition,
+};
 
 async fn sqlite() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -122,6 +125,200 @@ async fn fields_of_an_erased_customer_are_not_written(store: &Store) {
     );
 }
 
+fn pending_transaction(i: usize, now: i64) -> TransactionRow {
+    TransactionRow {
+        id: format!("tx-{i:03}"),
+        sending_anchor: "GSENDER".into(),
+        status: "pending_sender".into(),
+        status_message: None,
+        asset_code: "USDC".into(),
+        asset_issuer: "GISSUER".into(),
+        funding_method: "SEPA".into(),
+        amount_in: "10".into(),
+        amount_fee: "1".into(),
+        amount_out: "9".into(),
+        fee_details: "[]".into(),
+        sender_id: None,
+        receiver_id: None,
+        stellar_account_id: Some("GDISTRIBUTION".into()),
+        stellar_memo_type: Some("id".into()),
+        stellar_memo: Some(format!("{}", 1000 + i)),
+        refund_memo: None,
+        refund_memo_type: None,
+        fields: "{}".into(),
+        required_info_message: None,
+        required_info_updates: None,
+        stellar_transaction_id: None,
+        external_transaction_id: None,
+        refunds: None,
+        paid: false,
+        version: 0,
+        // Every other transaction has a callback URL.
+        callback_url: i
+            .is_multiple_of(2)
+            .then(|| format!("https://sender.example/cb/{i}")),
+        started_at: now,
+        updated_at: now,
+        completed_at: None,
+        expires_at: Some(now + 3600),
+    }
+}
+
+fn funding_payment(t: &TransactionRow, now: i64) -> PaymentRecord {
+    let next = prepare_transition(t, Status::PendingReceiver, |row| {
+        row.paid = true;
+        row.stellar_transaction_id = Some(format!("hash-{}", t.id));
+        row.expires_at = None;
+    })
+    .unwrap();
+    PaymentRecord {
+        payment: PaymentRow {
+            id: format!("op-{}", t.id),
+            account: "GDISTRIBUTION".into(),
+            cursor: format!("cursor-{}", t.id),
+            stellar_transaction_id: format!("hash-{}", t.id),
+            kind: "payment".into(),
+            from_account: "GSENDER".into(),
+            to_muxed_id: None,
+            asset_code: "USDC".into(),
+            asset_issuer: "GISSUER".into(),
+            amount: "10".into(),
+            memo_type: "id".into(),
+            memo: t.stellar_memo.clone(),
+            paid_at: now,
+            recorded_at: now,
+            outcome: "matched".into(),
+            reason: None,
+            detail: None,
+            transaction_id: Some(t.id.clone()),
+            resolution: None,
+            resolution_note: None,
+            resolved_by: None,
+            resolved_at: None,
+        },
+        funding: Some(Funding {
+            current: t.clone(),
+            callback_body: next
+                .callback_url
+                .as_ref()
+                .map(|_| format!("{{\"id\":\"{}\"}}", t.id)),
+            next,
+            reason: format!("payment op-{}", t.id),
+        }),
+    }
+}
+
+/// A batch of payments is written in chunks of several rows per statement; it is still one
+/// unit: a single stale row anywhere in it writes nothing, and a replay changes nothing.
+async fn a_payment_batch_is_written_whole_or_not_at_all(store: &Store) {
+    store.migrate().await.unwrap();
+    let now = capstan::store::unix_now();
+    // 70 rows: a chunk of 64, then smaller ones.
+    let mut rows = Vec::new();
+    for i in 0..70 {
+        let row = pending_transaction(i, now);
+        assert!(store.insert_transaction(&row, "test").await.unwrap());
+        rows.push(row);
+    }
+    let batch: Vec<PaymentRecord> = rows.iter().map(|t| funding_payment(t, now)).collect();
+    // The last transaction changes after the batch was prepared.
+    assert!(
+        store
+            .link_transaction_customer(&rows[69], false, "receiver-1")
+            .await
+            .unwrap()
+    );
+    let written = store
+        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-069", "watcher")
+        .await
+        .unwrap();
+    assert_eq!(written, BatchWritten::Conflict);
+    let ids: Vec<&str> = batch.iter().map(|r| r.payment.id.as_str()).collect();
+    assert!(
+        store.known_payment_ids(&ids).await.unwrap().is_empty(),
+        "no payment of a refused batch is kept"
+    );
+    assert_eq!(store.watcher_cursor("GDISTRIBUTION").await.unwrap(), None);
+    let first = store.transaction("tx-000").await.unwrap().unwrap();
+    assert_eq!(
+        (first.status.as_str(), first.version),
+        ("pending_sender", 0)
+    );
+    assert_eq!(store.callback_backlog().await.unwrap(), (0, 0));
+
+    // Prepared again from fresh rows, the whole batch goes in.
+    let mut fresh_rows = Vec::new();
+    for t in &rows {
+        fresh_rows.push(store.transaction(&t.id).await.unwrap().unwrap());
+    }
+    let batch: Vec<PaymentRecord> = fresh_rows.iter().map(|t| funding_payment(t, now)).collect();
+    let written = store
+        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-069", "watcher")
+        .await
+        .unwrap();
+    assert_eq!(
+        written,
+        BatchWritten::Done {
+            new: 70,
+            seen_before: 0
+        }
+    );
+    assert_eq!(store.known_payment_ids(&ids).await.unwrap().len(), 70);
+    assert_eq!(
+        store
+            .watcher_cursor("GDISTRIBUTION")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("cursor-tx-069")
+    );
+    for t in &fresh_rows {
+        let stored = store.transaction(&t.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, "pending_receiver", "{}", t.id);
+        assert!(stored.paid);
+        assert_eq!(stored.version, t.version + 1);
+        assert_eq!(
+            stored.stellar_transaction_id,
+            Some(format!("hash-{}", t.id))
+        );
+        assert_eq!(
+            stored.receiver_id.as_deref(),
+            (t.id == "tx-069").then_some("receiver-1"),
+            "a field the change did not touch is kept"
+        );
+        let events = store.transaction_events(&t.id).await.unwrap();
+        let to: Vec<&str> = events.iter().map(|e| e.to_status.as_str()).collect();
+        assert_eq!(to, ["pending_sender", "pending_receiver"], "{}", t.id);
+        assert_eq!(events[1].reason, Some(format!("payment op-{}", t.id)));
+    }
+    // One callback per transaction with a URL, queued in the batch's order.
+    let callbacks = store.claim_due_callbacks(100, 60).await.unwrap();
+    let subjects: Vec<String> = callbacks.iter().map(|c| c.subject.clone()).collect();
+    let expected: Vec<String> = (0..70)
+        .step_by(2)
+        .map(|i| format!("transaction:tx-{i:03}"))
+        .collect();
+    assert_eq!(subjects, expected);
+    assert_eq!(callbacks[0].url, "https://sender.example/cb/0");
+    assert_eq!(callbacks[0].body, r#"{"id":"tx-000"}"#);
+
+    // The same batch again: every payment is known, nothing changes.
+    let written = store
+        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-069", "watcher")
+        .await
+        .unwrap();
+    assert_eq!(
+        written,
+        BatchWritten::Done {
+            new: 0,
+            seen_before: 70
+        }
+    );
+    let first = store.transaction("tx-000").await.unwrap().unwrap();
+    assert_eq!(first.version, 1);
+    assert_eq!(store.transaction_events("tx-000").await.unwrap().len(), 2);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -150,7 +347,8 @@ on_both_backends!(
     migrations_apply_and_are_idempotent,
     generated_secrets_are_kept,
     challenges_are_consumed_once,
-    fields_of_an_erased_customer_are_not_written
+    fields_of_an_erased_customer_are_not_written,
+    a_payment_batch_is_written_whole_or_not_at_all
 );
 
 #[tokio::test]

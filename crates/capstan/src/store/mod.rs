@@ -24,8 +24,10 @@ pub use customers::{CustomerRow, Erased, FieldRow, FieldWrite};
 pub use files::FileRow;
 pub use payments::{BatchWritten, Funding, PaymentFilter, PaymentRecord, PaymentRow, Resolved};
 pub use payouts::{Claimed, PayoutRow, RoundEnd, RoundWritten, SimulatedPayout};
+pub(crate) use transactions::statement_chunks;
 pub use transactions::{
-    EventRow, TransactionFilter, TransactionRow, TransitionError, prepare_transition,
+    EventRow, TransactionFilter, TransactionRow, TransitionError, TransitionWrite,
+    prepare_transition,
 };
 
 #[derive(Debug, Clone)]

@@ -3,8 +3,10 @@
 //! transaction: after a crash the stream resumes from a cursor that agrees exactly with what
 //! was recorded, and the operation id as primary key turns a replayed payment into a no-op.
 
-use super::transactions::{TransactionRow, write_transition};
-use super::{Store, StoreResult, on_pool, unix_now};
+use std::collections::HashSet;
+
+use super::transactions::{TransactionRow, TransitionWrite, write_transition, write_transitions};
+use super::{Store, StoreResult, on_pool, statement_chunks, unix_now};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PaymentRow {
@@ -81,35 +83,6 @@ pub enum Resolved {
     Conflict,
 }
 
-macro_rules! insert_payment {
-    ($tx:ident, $p:expr) => {
-        sqlx::query("INSERT INTO incoming_payments (id, account, cursor, stellar_transaction_id, kind, from_account, to_muxed_id, asset_code, asset_issuer, amount, memo_type, memo, paid_at, recorded_at, outcome, reason, detail, transaction_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT (id) DO NOTHING")
-            .bind(&$p.id)
-            .bind(&$p.account)
-            .bind(&$p.cursor)
-            .bind(&$p.stellar_transaction_id)
-            .bind(&$p.kind)
-            .bind(&$p.from_account)
-            .bind(&$p.to_muxed_id)
-            .bind(&$p.asset_code)
-            .bind(&$p.asset_issuer)
-            .bind(&$p.amount)
-            .bind(&$p.memo_type)
-            .bind(&$p.memo)
-            .bind($p.paid_at)
-            .bind($p.recorded_at)
-            .bind(&$p.outcome)
-            .bind(&$p.reason)
-            .bind(&$p.detail)
-            .bind(&$p.transaction_id)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected()
-            == 1
-    };
-}
-
 impl Store {
     /// Where the stream of `account` stands, if it ever ran.
     pub async fn watcher_cursor(&self, account: &str) -> StoreResult<Option<String>> {
@@ -150,24 +123,60 @@ impl Store {
         let now = unix_now();
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut new = 0;
-            let mut seen_before = 0;
-            let mut conflict = false;
-            for record in records {
-                let p = &record.payment;
-                if !insert_payment!(tx, p) {
-                    seen_before += 1;
-                    continue;
-                }
-                new += 1;
-                if let Some(f) = &record.funding {
-                    let reason = Some(f.reason.as_str());
-                    let body = f.callback_body.as_deref();
-                    if !write_transition!(tx, f.current, f.next, actor, reason, body) {
-                        conflict = true;
-                        break;
-                    }
-                } else if let (Some(id), Some(reason)) = (&p.transaction_id, &p.reason) {
+            // The payments, a chunk per statement; the ids that come back are the new ones.
+            let mut inserted: HashSet<String> = HashSet::with_capacity(records.len());
+            for chunk in statement_chunks(records) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO incoming_payments (id, account, cursor, stellar_transaction_id, kind, from_account, to_muxed_id, asset_code, asset_issuer, amount, memo_type, memo, paid_at, recorded_at, outcome, reason, detail, transaction_id) ",
+                );
+                insert.push_values(chunk, |mut row, r| {
+                    let p = &r.payment;
+                    row.push_bind(&p.id)
+                        .push_bind(&p.account)
+                        .push_bind(&p.cursor)
+                        .push_bind(&p.stellar_transaction_id)
+                        .push_bind(&p.kind)
+                        .push_bind(&p.from_account)
+                        .push_bind(&p.to_muxed_id)
+                        .push_bind(&p.asset_code)
+                        .push_bind(&p.asset_issuer)
+                        .push_bind(&p.amount)
+                        .push_bind(&p.memo_type)
+                        .push_bind(&p.memo)
+                        .push_bind(p.paid_at)
+                        .push_bind(p.recorded_at)
+                        .push_bind(&p.outcome)
+                        .push_bind(&p.reason)
+                        .push_bind(&p.detail)
+                        .push_bind(&p.transaction_id);
+                });
+                insert.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+                let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+                inserted.extend(ids);
+            }
+            // Only a payment recorded now makes its change, and only once should the same
+            // id come twice in one batch.
+            let fresh: Vec<&PaymentRecord> = records
+                .iter()
+                .filter(|r| inserted.remove(&r.payment.id))
+                .collect();
+            let fundings: Vec<TransitionWrite<'_>> = fresh
+                .iter()
+                .filter_map(|r| r.funding.as_ref())
+                .map(|f| TransitionWrite {
+                    current: &f.current,
+                    next: &f.next,
+                    reason: Some(f.reason.as_str()),
+                    callback_body: f.callback_body.as_deref(),
+                })
+                .collect();
+            if !write_transitions!(tx, &fundings, actor) {
+                tx.rollback().await?;
+                return Ok(BatchWritten::Conflict);
+            }
+            for r in &fresh {
+                let p = &r.payment;
+                if let (None, Some(id), Some(reason)) = (&r.funding, &p.transaction_id, &p.reason) {
                     // The transaction its memo names keeps its status; its history shows
                     // the payment that was held.
                     sqlx::query("INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) \
@@ -180,20 +189,18 @@ impl Store {
                         .await?;
                 }
             }
-            if conflict {
-                tx.rollback().await?;
-                Ok::<_, sqlx::Error>(BatchWritten::Conflict)
-            } else {
-                sqlx::query("INSERT INTO watcher_cursors (account, cursor, updated_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (account) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at")
-                    .bind(account)
-                    .bind(cursor)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(BatchWritten::Done { new, seen_before })
-            }
+            sqlx::query("INSERT INTO watcher_cursors (account, cursor, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at")
+                .bind(account)
+                .bind(cursor)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(BatchWritten::Done {
+                new: fresh.len(),
+                seen_before: records.len() - fresh.len(),
+            })
         })?;
         Ok(written)
     }

@@ -74,64 +74,134 @@ pub(super) const COLUMNS: &str = "id, sending_anchor, status, status_message, as
 /// How often a transition re-reads a row that changed under it before giving up.
 const CAS_ATTEMPTS: usize = 8;
 
-/// The writes of one status change, inside a database transaction the caller holds: the row
-/// (compare-and-set on `version`), its event and, with a registered URL, the callback.
-/// Evaluates to whether the row was written (false: it changed since it was read). A macro
-/// because each backend's transaction is its own type; every caller passes a row made by
-/// [`prepare_transition`].
+/// One status change to write: the row as it was read, and the row
+/// [`prepare_transition`] made from it.
+#[derive(Debug, Clone, Copy)]
+pub struct TransitionWrite<'a> {
+    pub current: &'a TransactionRow,
+    pub next: &'a TransactionRow,
+    pub reason: Option<&'a str>,
+    pub callback_body: Option<&'a str>,
+}
+
+/// Splits `items` into runs of 64, 16, 4 and 1, largest first. A batch is written with a
+/// few multi-row statements instead of one per row, and these sizes keep the number of
+/// distinct statement texts small: sqlx prepares and caches one statement per text.
+pub(crate) fn statement_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let size = [64, 16, 4, 1].into_iter().find(|s| *s <= rest.len())?;
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// The writes of status changes, inside a database transaction the caller holds: each row
+/// (compare-and-set on `version`), its event and, with a registered URL, its callback.
+/// Evaluates to whether every row was written; false means one changed since it was read,
+/// and the caller rolls back. Rows are written a chunk at a time (`UPDATE ... FROM
+/// (VALUES ...)`, multi-row INSERTs), so a batch of payments costs a few statements. A
+/// macro because each backend's transaction is its own type; every caller passes rows made
+/// by [`prepare_transition`], and no other code writes a status.
+macro_rules! write_transitions {
+    ($tx:ident, $writes:expr, $actor:expr) => {{
+        let writes: &[$crate::store::TransitionWrite<'_>] = $writes;
+        let actor: &str = $actor;
+        let mut written = true;
+        for chunk in $crate::store::statement_chunks(writes) {
+            let mut update = sqlx::QueryBuilder::new(
+                "UPDATE transactions SET status = v.column3, status_message = v.column4, amount_in = v.column5, amount_fee = v.column6, amount_out = v.column7, fee_details = v.column8, stellar_account_id = v.column9, stellar_memo_type = v.column10, stellar_memo = v.column11, required_info_message = v.column12, required_info_updates = v.column13, stellar_transaction_id = v.column14, external_transaction_id = v.column15, refunds = v.column16, paid = v.column17, version = v.column18, updated_at = v.column19, completed_at = v.column20, expires_at = v.column21, sender_id = v.column22, receiver_id = v.column23, fields = v.column24 FROM (",
+            );
+            update.push_values(chunk, |mut row, w| {
+                let (current, next) = (w.current, w.next);
+                row.push_bind(&next.id)
+                    .push_bind(current.version)
+                    .push_bind(&next.status)
+                    .push_bind(&next.status_message)
+                    .push_bind(&next.amount_in)
+                    .push_bind(&next.amount_fee)
+                    .push_bind(&next.amount_out)
+                    .push_bind(&next.fee_details)
+                    .push_bind(&next.stellar_account_id)
+                    .push_bind(&next.stellar_memo_type)
+                    .push_bind(&next.stellar_memo)
+                    .push_bind(&next.required_info_message)
+                    .push_bind(&next.required_info_updates)
+                    .push_bind(&next.stellar_transaction_id)
+                    .push_bind(&next.external_transaction_id)
+                    .push_bind(&next.refunds)
+                    .push_bind(next.paid)
+                    .push_bind(next.version)
+                    .push_bind(next.updated_at)
+                    .push_bind(next.completed_at)
+                    .push_bind(next.expires_at)
+                    .push_bind(&next.sender_id)
+                    .push_bind(&next.receiver_id)
+                    .push_bind(&next.fields);
+            });
+            update.push(") AS v WHERE transactions.id = v.column1 AND transactions.version = v.column2");
+            let changed = update.build().execute(&mut *$tx).await?.rows_affected();
+            if changed != chunk.len() as u64 {
+                written = false;
+                break;
+            }
+        }
+        if written {
+            for chunk in $crate::store::statement_chunks(writes) {
+                let mut events = sqlx::QueryBuilder::new(
+                    "INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) ",
+                );
+                events.push_values(chunk, |mut row, w| {
+                    row.push_bind(&w.next.id)
+                        .push_bind(&w.current.status)
+                        .push_bind(&w.next.status)
+                        .push_bind(actor)
+                        .push_bind(w.reason)
+                        .push_bind(w.next.updated_at);
+                });
+                events.build().execute(&mut *$tx).await?;
+            }
+            let callbacks: Vec<(&str, &str, &str, i64)> = writes
+                .iter()
+                .filter_map(|w| match (&w.next.callback_url, w.callback_body) {
+                    (Some(url), Some(body)) => {
+                        Some((w.next.id.as_str(), url.as_str(), body, w.next.updated_at))
+                    }
+                    _ => None,
+                })
+                .collect();
+            // One row per transaction, in the order of `writes`: the sender delivers each
+            // subject's callbacks in id order.
+            for chunk in $crate::store::statement_chunks(&callbacks) {
+                let mut outbox = sqlx::QueryBuilder::new(
+                    "INSERT INTO callback_outbox (subject, url, body, next_attempt_at, created_at) ",
+                );
+                outbox.push_values(chunk, |mut row, (id, url, body, at)| {
+                    row.push_bind(format!("transaction:{id}"))
+                        .push_bind(*url)
+                        .push_bind(*body)
+                        .push_bind(*at)
+                        .push_bind(*at);
+                });
+                outbox.build().execute(&mut *$tx).await?;
+            }
+        }
+        written
+    }};
+}
+pub(crate) use write_transitions;
+
+/// [`write_transitions!`] for one status change.
 macro_rules! write_transition {
     ($tx:ident, $current:expr, $next:expr, $actor:expr, $reason:expr, $callback_body:expr) => {{
-            let written = sqlx::query("UPDATE transactions SET status = $3, status_message = $4, amount_in = $5, amount_fee = $6, amount_out = $7, fee_details = $8, stellar_account_id = $9, stellar_memo_type = $10, stellar_memo = $11, required_info_message = $12, required_info_updates = $13, stellar_transaction_id = $14, external_transaction_id = $15, refunds = $16, paid = $17, version = $18, updated_at = $19, completed_at = $20, expires_at = $21, sender_id = $22, receiver_id = $23, fields = $24 \
-                 WHERE id = $1 AND version = $2")
-                .bind(&$next.id)
-                .bind($current.version)
-                .bind(&$next.status)
-                .bind(&$next.status_message)
-                .bind(&$next.amount_in)
-                .bind(&$next.amount_fee)
-                .bind(&$next.amount_out)
-                .bind(&$next.fee_details)
-                .bind(&$next.stellar_account_id)
-                .bind(&$next.stellar_memo_type)
-                .bind(&$next.stellar_memo)
-                .bind(&$next.required_info_message)
-                .bind(&$next.required_info_updates)
-                .bind(&$next.stellar_transaction_id)
-                .bind(&$next.external_transaction_id)
-                .bind(&$next.refunds)
-                .bind($next.paid)
-                .bind($next.version)
-                .bind($next.updated_at)
-                .bind($next.completed_at)
-                .bind($next.expires_at)
-                .bind(&$next.sender_id)
-                .bind(&$next.receiver_id)
-                .bind(&$next.fields)
-                .execute(&mut *$tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if written {
-                sqlx::query("INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(&$next.id)
-                    .bind(&$current.status)
-                    .bind(&$next.status)
-                    .bind($actor)
-                    .bind($reason)
-                    .bind($next.updated_at)
-                    .execute(&mut *$tx)
-                    .await?;
-                if let (Some(url), Some(body)) = (&$next.callback_url, $callback_body) {
-                    sqlx::query("INSERT INTO callback_outbox (subject, url, body, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $4)")
-                        .bind(format!("transaction:{}", $next.id))
-                        .bind(url)
-                        .bind(body)
-                        .bind($next.updated_at)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-            }
-            written
+        let write = $crate::store::TransitionWrite {
+            current: &$current,
+            next: &$next,
+            reason: $reason,
+            callback_body: $callback_body,
+        };
+        $crate::store::transactions::write_transitions!($tx, std::slice::from_ref(&write), $actor)
     }};
 }
 pub(crate) use write_transition;
