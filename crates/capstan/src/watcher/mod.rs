@@ -530,34 +530,34 @@ async fn prepare(
         .into_iter()
         .filter_map(|t| t.stellar_memo.clone().map(|m| (m, t)))
         .collect();
-    // Transactions funded earlier in this batch, by memo value.
-    let mut funded: HashMap<String, TransactionRow> = HashMap::new();
-    let mut records = Vec::with_capacity(payments.len());
+    // Transactions funded earlier in this batch: memo value -> index in `records`.
+    let mut funded: HashMap<String, usize> = HashMap::new();
+    let mut records: Vec<PaymentRecord> = Vec::with_capacity(payments.len());
     let now = unix_now();
     for p in payments {
         let memo = payment_memo(p).map(|(_, value)| value);
-        let candidate = match &memo {
-            Some(value) => funded.get(value).or_else(|| named.get(value)).cloned(),
-            None => None,
-        };
-        let mut decision = decide(p, candidate.as_ref(), policy);
+        let candidate: Option<&TransactionRow> =
+            memo.as_ref().and_then(|value| match funded.get(value) {
+                Some(i) => records[*i].funding.as_ref().map(|f| &f.next),
+                None => named.get(value),
+            });
+        let mut decision = decide(p, candidate, policy);
         let mut funding = None;
-        if let (Decision::Fund { amount_in }, Some(t)) = (&decision, &candidate) {
+        if let (Decision::Fund { amount_in }, Some(t)) = (&decision, candidate) {
             match fund(anchor, p, t, *amount_in).await {
                 Ok(f) => funding = Some(f),
                 Err(hold) => decision = hold,
             }
         }
-        let (outcome, reason, detail) = match &decision {
+        let transaction_id = candidate.map(|t| t.id.clone());
+        let (outcome, reason, detail) = match decision {
             Decision::Fund { .. } => ("matched", None, None),
-            Decision::Hold { reason, detail } => (
-                "unmatched",
-                Some(reason.as_str().to_owned()),
-                Some(detail.clone()),
-            ),
+            Decision::Hold { reason, detail } => {
+                ("unmatched", Some(reason.as_str().to_owned()), Some(detail))
+            }
         };
-        if let (Some(f), Some(value)) = (&funding, &memo) {
-            funded.insert(value.clone(), f.next.clone());
+        if let (Some(_), Some(value)) = (&funding, memo) {
+            funded.insert(value, records.len());
         }
         records.push(PaymentRecord {
             payment: PaymentRow {
@@ -579,7 +579,7 @@ async fn prepare(
                 outcome: outcome.into(),
                 reason,
                 detail,
-                transaction_id: candidate.as_ref().map(|t| t.id.clone()),
+                transaction_id,
                 resolution: None,
                 resolution_note: None,
                 resolved_by: None,
