@@ -229,7 +229,7 @@ async fn a_payment_batch_is_written_whole_or_not_at_all(store: &Store) {
             .unwrap()
     );
     let written = store
-        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-069", "watcher")
+        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-069", "watcher", None)
         .await
         .unwrap();
     assert_eq!(written, BatchWritten::Conflict);
@@ -253,7 +253,7 @@ async fn a_payment_batch_is_written_whole_or_not_at_all(store: &Store) {
     }
     let batch: Vec<PaymentRecord> = fresh_rows.iter().map(|t| funding_payment(t, now)).collect();
     let written = store
-        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-069", "watcher")
+        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-069", "watcher", None)
         .await
         .unwrap();
     assert_eq!(
@@ -304,7 +304,7 @@ async fn a_payment_batch_is_written_whole_or_not_at_all(store: &Store) {
 
     // The same batch again: every payment is known, nothing changes.
     let written = store
-        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-069", "watcher")
+        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-069", "watcher", None)
         .await
         .unwrap();
     assert_eq!(

@@ -917,6 +917,166 @@ async fn two_watchers_record_each_payment_once_postgres() {
     two_watchers_record_each_payment_once(url).await;
 }
 
+/// The state of each stream a process shows in `/health`.
+fn stream_state(app: &TestApp) -> String {
+    let streams = app.running.anchor.streams.snapshot();
+    streams
+        .first()
+        .and_then(|s| s["state"].as_str())
+        .unwrap_or("none")
+        .to_owned()
+}
+
+async fn wait_state(app: &TestApp, state: &str, within: Duration) -> Duration {
+    let start = std::time::Instant::now();
+    while stream_state(app) != state {
+        assert!(
+            start.elapsed() < within,
+            "the stream is {}, not {state}, after {within:?}",
+            stream_state(app)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// Two replicas on one database: one streams the account, the other stands by and opens no
+/// connection to Horizon; when the first stops, the second takes the stream over within the
+/// lease's renewal interval and resumes from the stored cursor; each payment is matched once.
+async fn replicas_stream_an_account_one_at_a_time(db: String) {
+    let w = world(Some(db.clone()), "lease_secs = 2").await;
+    wait_state(&w.app, "streaming", Duration::from_secs(10)).await;
+    let second = TestApp::spawn_with(AppOptions {
+        toml: world_toml(&w.horizon, &w.issuer, &w.distribution, "lease_secs = 2", ""),
+        database_url: Some(db.clone()),
+        ..Default::default()
+    })
+    .await;
+    wait_state(&second, "standby", Duration::from_secs(10)).await;
+    let (owner, _) = second
+        .running
+        .anchor
+        .store
+        .stream_owner(&w.distribution)
+        .await
+        .unwrap()
+        .expect("the stream has an owner");
+
+    let mut created = Vec::new();
+    for _ in 0..10 {
+        let (id, memo) = w.create("4").await;
+        w.pay(Memo::Id(memo), "4");
+        created.push(id);
+    }
+    w.wait_recorded(10).await;
+    // Past several renewals: the first keeps the stream, the second never connects.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(w.horizon.open_streams(), 1);
+    assert_eq!(stream_state(&second), "standby");
+    let store = second.running.anchor.store.clone();
+    assert_eq!(
+        store
+            .stream_owner(&w.distribution)
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        owner
+    );
+
+    // The first stops (and gives the lease up): the second takes over.
+    let World {
+        app: first,
+        horizon,
+        payer,
+        distribution,
+        issuer,
+        sender,
+        ..
+    } = w;
+    first.running.shutdown().await;
+    let took = wait_state(&second, "streaming", Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(2), "took over after {took:?}");
+    let (new_owner, _) = store.stream_owner(&distribution).await.unwrap().unwrap();
+    assert_ne!(new_owner, owner);
+    let token = second.token_for(&sender, None).await;
+    for _ in 0..10 {
+        let response = second
+            .http
+            .post(format!("{}/sep31/transactions", second.url))
+            .bearer_auth(&token)
+            .json(&json!({"amount": "4", "asset_code": "USDC", "funding_method": "SEPA"}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, 201, "{body}");
+        let memo: u64 = body["stellar_memo"].as_str().unwrap().parse().unwrap();
+        horizon.submit(Tx::new(
+            &payer,
+            Memo::Id(memo),
+            vec![Op::Payment {
+                from: None,
+                to: distribution.clone(),
+                asset: Asset::credit("USDC", &issuer),
+                amount: "4".into(),
+            }],
+        ));
+        created.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for id in &created {
+        loop {
+            let t = store.transaction(id).await.unwrap().unwrap();
+            if t.status == "pending_receiver" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{id} is {}", t.status);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let funded = store
+            .transaction_events(id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.to_status == "pending_receiver")
+            .count();
+        assert_eq!(funded, 1, "{id}");
+    }
+    let all = store
+        .list_incoming_payments(&capstan::store::PaymentFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 20);
+    assert!(all.iter().all(|p| p.outcome == "matched"));
+    second.running.shutdown().await;
+    // A clean stop gives the lease up at once.
+    let store = capstan::store::Store::connect(&db, 1).await.unwrap();
+    let (_, until) = store.stream_owner(&distribution).await.unwrap().unwrap();
+    assert_eq!(until, 0);
+}
+
+#[tokio::test]
+async fn replicas_stream_an_account_one_at_a_time_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    replicas_stream_an_account_one_at_a_time(format!(
+        "sqlite://{}",
+        dir.path().join("replicas.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn replicas_stream_an_account_one_at_a_time_postgres() {
+    let Some(url) = common::postgres_url("replicas_stream").await else {
+        return;
+    };
+    replicas_stream_an_account_one_at_a_time(url).await;
+}
+
 #[tokio::test]
 async fn watcher_configuration_is_checked() {
     for (toml, key) in [
@@ -930,6 +1090,7 @@ async fn watcher_configuration_is_checked() {
             "[watcher]\nmax_backoff_secs = 0\n",
             "watcher.max_backoff_secs",
         ),
+        ("[watcher]\nlease_secs = 1\n", "watcher.lease_secs"),
         ("[watcher]\nstrat = \"now\"\n", "strat"),
     ] {
         let error = capstan::config::Config::from_parts(toml, Vec::new())

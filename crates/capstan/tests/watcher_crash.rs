@@ -1,6 +1,8 @@
-//! `capstan watch` (the real binary) killed with SIGKILL while payments stream in, then
-//! started again: every payment is recorded once and funds its transaction once. Then a
-//! SIGTERM: a clean exit.
+//! Two `capstan watch` processes (the real binary) on one database, as two replicas: one
+//! streams, the other stands by. The streaming one is killed with SIGKILL while payments
+//! stream in; the other takes the stream over once the lease runs out and resumes from the
+//! stored cursor; the killed one is started again and stands by. Every payment is recorded
+//! once and funds its transaction once. Then a SIGTERM: clean exits.
 
 mod common;
 
@@ -54,7 +56,7 @@ async fn matched(store: &Store) -> usize {
 }
 
 #[tokio::test]
-async fn a_killed_watcher_loses_and_doubles_nothing() {
+async fn a_killed_replica_is_replaced_and_nothing_is_lost_or_doubled() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("capstan.db").display());
     let horizon = FakeHorizon::start().await;
@@ -91,7 +93,7 @@ async fn a_killed_watcher_loses_and_doubles_nothing() {
         dir.path().join("watch.toml"),
         format!(
             "[stellar]\nhorizon_url = \"{}\"\n[database]\nurl = \"{db}\"\n\
-             [watcher]\nstart = \"0\"\nmax_backoff_secs = 1\n{}",
+             [watcher]\nstart = \"0\"\nmax_backoff_secs = 1\nlease_secs = 2\n{}",
             horizon.url(),
             assets_toml(&issuer, &distribution)
         ),
@@ -129,6 +131,7 @@ async fn a_killed_watcher_loses_and_doubles_nothing() {
 
     let store = Store::connect(&db, 2).await.unwrap();
     let mut first = watch(dir.path());
+    let mut standby = watch(dir.path());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let n = matched(&store).await;
@@ -142,15 +145,43 @@ async fn a_killed_watcher_loses_and_doubles_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    first.kill().unwrap();
-    first.wait().unwrap();
+    // The owner's name carries its process id.
+    let (owner, _) = store.stream_owner(&distribution).await.unwrap().unwrap();
+    let (mut owning, mut other) = if owner.contains(&format!("-{}-", first.id())) {
+        (first, standby)
+    } else {
+        assert!(owner.contains(&format!("-{}-", standby.id())), "{owner}");
+        (standby, first)
+    };
+    owning.kill().unwrap();
+    owning.wait().unwrap();
+    let killed_at = Instant::now();
     let at_kill = matched(&store).await;
 
-    let mut second = watch(dir.path());
+    // The other takes over within the lease (2 s) and a renewal interval.
+    loop {
+        let (now_owner, _) = store.stream_owner(&distribution).await.unwrap().unwrap();
+        if now_owner != owner {
+            assert!(
+                now_owner.contains(&format!("-{}-", other.id())),
+                "{now_owner}"
+            );
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(15),
+            "no takeover after {:?}",
+            killed_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let takeover = killed_at.elapsed();
+    println!("takeover after {takeover:?}");
+    let mut restarted = watch(dir.path());
     submitter.await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while matched(&store).await < PAYMENTS {
-        assert!(second.try_wait().unwrap().is_none(), "capstan watch exited");
+        assert!(other.try_wait().unwrap().is_none(), "capstan watch exited");
         assert!(
             Instant::now() < deadline,
             "only {} of {PAYMENTS} payments recorded",
@@ -190,13 +221,15 @@ async fn a_killed_watcher_loses_and_doubles_nothing() {
         assert_eq!(funded, 1, "transaction {id}");
     }
 
-    // SIGTERM: the watcher finishes its batch and exits cleanly.
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(second.id().to_string())
-        .status()
-        .unwrap();
-    let status = second.wait().unwrap();
-    assert!(status.success(), "capstan watch exits cleanly: {status}");
+    // SIGTERM: each watcher finishes its batch and exits cleanly.
+    for child in [&mut other, &mut restarted] {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "capstan watch exits cleanly: {status}");
+    }
     store.close().await;
 }

@@ -1,6 +1,6 @@
 //! The `[watcher]` section: where the payment watcher starts on its first run, what it does
 //! with a payment smaller than the transaction expects, and when a silent stream counts as
-//! dead.
+//! dead, and how long a replica holds a stream.
 
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ pub(super) struct WatcherSection {
     silence_timeout_secs: Option<u64>,
     #[serde(default, deserialize_with = "lenient::opt")]
     max_backoff_secs: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt")]
+    lease_secs: Option<u64>,
 }
 
 /// What to do with a payment below the transaction's `amount_in`.
@@ -60,6 +62,9 @@ pub struct WatcherConfig {
     pub silence_timeout: Duration,
     /// The longest wait between reconnection attempts.
     pub max_backoff: Duration,
+    /// How long a replica's hold on a stream lasts without renewal: when the replica that
+    /// streams an account dies, another takes over within about this long.
+    pub lease: Duration,
 }
 
 pub(super) fn validate_watcher(section: WatcherSection) -> Result<WatcherConfig, ConfigError> {
@@ -89,11 +94,16 @@ pub(super) fn validate_watcher(section: WatcherSection) -> Result<WatcherConfig,
             "must be between 1 and 3600",
         ));
     }
+    let lease = section.lease_secs.unwrap_or(10);
+    if !(2..=600).contains(&lease) {
+        return Err(key_err("watcher.lease_secs", "must be between 2 and 600"));
+    }
     Ok(WatcherConfig {
         enabled: section.enabled.unwrap_or(true),
         start,
         short_payments: section.short_payments.unwrap_or(ShortPayments::Hold),
         silence_timeout: Duration::from_secs(silence),
         max_backoff: Duration::from_secs(backoff),
+        lease: Duration::from_secs(lease),
     })
 }

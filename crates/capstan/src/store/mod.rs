@@ -17,6 +17,7 @@ mod files;
 mod payments;
 mod payouts;
 mod secrets;
+mod stream_leases;
 mod transactions;
 
 pub use callbacks::{CallbackRow, OutboxRow};
@@ -24,6 +25,7 @@ pub use customers::{CustomerRow, Erased, FieldRow, FieldWrite};
 pub use files::FileRow;
 pub use payments::{BatchWritten, Funding, PaymentFilter, PaymentRecord, PaymentRow, Resolved};
 pub use payouts::{Claimed, PayoutRow, RoundEnd, RoundWritten, SimulatedPayout};
+pub use stream_leases::StreamLease;
 pub(crate) use transactions::statement_chunks;
 pub use transactions::{
     EventRow, TransactionFilter, TransactionRow, TransitionError, TransitionWrite,

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::transactions::{TransactionRow, TransitionWrite, write_transition, write_transitions};
-use super::{Store, StoreResult, on_pool, statement_chunks, unix_now};
+use super::{Store, StoreResult, StreamLease, on_pool, statement_chunks, unix_now};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PaymentRow {
@@ -60,6 +60,8 @@ pub enum BatchWritten {
     /// A transaction changed between reading and writing; nothing was written, redo the
     /// batch from fresh rows.
     Conflict,
+    /// Another process owns the stream now; nothing was written.
+    LeaseLost,
 }
 
 /// Filters of the operator's payment list.
@@ -112,17 +114,34 @@ impl Store {
 
     /// Records a batch of payments, the status changes they make, and the stream's cursor
     /// after them, all or nothing. A payment recorded before (same operation id) changes
-    /// nothing. `actor` is written in each transaction's event.
+    /// nothing. `actor` is written in each transaction's event. Under a `lease`, the batch
+    /// renews it first and is written only while its owner still holds it (the row stays
+    /// locked until the commit, so a takeover waits for it).
     pub async fn record_payments(
         &self,
         account: &str,
         records: &[PaymentRecord],
         cursor: &str,
         actor: &str,
+        lease: Option<StreamLease<'_>>,
     ) -> StoreResult<BatchWritten> {
         let now = unix_now();
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            if let Some(lease) = lease {
+                let held = sqlx::query("UPDATE stream_leases SET lease_until = $3 WHERE account = $1 AND owner = $2")
+                    .bind(account)
+                    .bind(lease.owner)
+                    .bind(now + lease.secs)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !held {
+                    tx.rollback().await?;
+                    return Ok(BatchWritten::LeaseLost);
+                }
+            }
             // The payments, a chunk per statement; the ids that come back are the new ones.
             let mut inserted: HashSet<String> = HashSet::with_capacity(records.len());
             for chunk in statement_chunks(records) {

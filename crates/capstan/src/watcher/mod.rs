@@ -22,7 +22,7 @@ use crate::sep31::amounts::amount_string;
 use crate::sep31::status::Status;
 use crate::sep31::transactions::transaction_body;
 use crate::store::{
-    BatchWritten, Funding, PaymentRecord, PaymentRow, StoreError, TransactionRow,
+    BatchWritten, Funding, PaymentRecord, PaymentRow, StoreError, StreamLease, TransactionRow,
     prepare_transition, unix_now,
 };
 use matching::{Decision, Reason, decide, payment_memo};
@@ -116,9 +116,23 @@ pub async fn run(anchor: AppState, stopped: watch::Receiver<bool>) {
         tracing::info!("payment watcher: no asset is received, nothing to watch");
         return;
     }
+    // Who this process is to the other replicas: the owner of the streams it holds.
+    let owner: Arc<str> = format!(
+        "watcher-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )
+    .into();
     let tasks: Vec<_> = accounts
         .into_iter()
-        .map(|account| tokio::spawn(watch_account(anchor.clone(), account, stopped.clone())))
+        .map(|account| {
+            tokio::spawn(watch_account(
+                anchor.clone(),
+                account,
+                owner.clone(),
+                stopped.clone(),
+            ))
+        })
         .collect();
     for task in tasks {
         let _ = task.await;
@@ -133,9 +147,18 @@ enum StreamEnd {
     },
     Failed(String, Option<Duration>),
     Stopped,
+    /// Another replica streams this account.
+    Standby,
+    /// Another replica took the stream over while this one streamed it.
+    LeaseLost,
 }
 
-async fn watch_account(anchor: AppState, account: String, mut stopped: watch::Receiver<bool>) {
+async fn watch_account(
+    anchor: AppState,
+    account: String,
+    owner: Arc<str>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let source = anchor.payment_source.clone();
     anchor.streams.add(StreamState {
         account: account.clone(),
@@ -149,51 +172,29 @@ async fn watch_account(anchor: AppState, account: String, mut stopped: watch::Re
         payments_recorded: 0,
     });
     let max_backoff = anchor.config.watcher.max_backoff;
+    let lease = StreamLease {
+        owner: &owner,
+        secs: anchor.config.watcher.lease.as_secs() as i64,
+    };
     let mut failures: u32 = 0;
     loop {
         if *stopped.borrow() {
             break;
         }
-        let end = match start_cursor(&anchor, &account).await {
-            Err(end) => end,
-            Ok((cursor, from_stored)) => {
-                tracing::info!(
-                    account = %account,
-                    cursor = %cursor,
-                    source = source.name(),
-                    "payment stream: connecting from {}",
-                    if from_stored { "the stored cursor" } else { "watcher.start (first start)" }
-                );
-                anchor.streams.update(&account, |s| {
-                    s.state = "connecting";
-                    s.cursor = Some(cursor.clone());
-                });
-                let opened = tokio::select! {
-                    opened = source.open(&account, &cursor) => opened,
-                    _ = stopped.changed() => break,
-                };
-                match opened {
-                    Err(e) => failed(e),
-                    Ok(stream) => {
-                        anchor.streams.update(&account, |s| {
-                            s.state = "streaming";
-                            s.last_message_at = Some(unix_now());
-                        });
-                        consume(
-                            &anchor,
-                            &account,
-                            &cursor,
-                            stream,
-                            &mut stopped,
-                            &mut failures,
-                        )
-                        .await
-                    }
-                }
-            }
-        };
+        let end = stream_once(&anchor, &account, lease, &mut stopped, &mut failures).await;
         let delay = match end {
             StreamEnd::Stopped => break,
+            StreamEnd::Standby => {
+                anchor.streams.update(&account, |s| s.state = "standby");
+                tokio::select! {
+                    _ = tokio::time::sleep(renew_every(lease)) => continue,
+                    _ = stopped.changed() => break,
+                }
+            }
+            StreamEnd::LeaseLost => {
+                tracing::warn!(account = %account, "payment stream: another replica took it over; standing by");
+                Duration::ZERO
+            }
             // Horizon closes every stream after a page of records: go on at once. A stream
             // closed before sending anything is waited on, so a server that closes every
             // connection at once is not hammered.
@@ -237,7 +238,79 @@ async fn watch_account(anchor: AppState, account: String, mut stopped: watch::Re
             _ = stopped.changed() => break,
         }
     }
+    if let Err(e) = anchor.store.release_stream(&account, lease.owner).await {
+        tracing::warn!(account = %account, error = %e, "payment stream: cannot release its lease; another replica takes it when it runs out");
+    }
     anchor.streams.update(&account, |s| s.state = "stopped");
+}
+
+/// One connection: take (or keep) the stream's lease, then stream from the stored cursor
+/// while renewing the lease, until the stream ends.
+async fn stream_once(
+    anchor: &AppState,
+    account: &str,
+    lease: StreamLease<'_>,
+    stopped: &mut watch::Receiver<bool>,
+    failures: &mut u32,
+) -> StreamEnd {
+    // Only the lease's owner pins the start, streams and writes.
+    match anchor.store.lease_stream(account, lease).await {
+        Ok(true) => {}
+        Ok(false) => return StreamEnd::Standby,
+        Err(e) => return StreamEnd::Failed(format!("cannot take the stream's lease: {e}"), None),
+    }
+    let (cursor, from_stored) = match start_cursor(anchor, account).await {
+        Ok(start) => start,
+        Err(end) => return end,
+    };
+    let source = &anchor.payment_source;
+    tracing::info!(
+        account = %account,
+        cursor = %cursor,
+        source = source.name(),
+        "payment stream: connecting from {}",
+        if from_stored { "the stored cursor" } else { "watcher.start (first start)" }
+    );
+    anchor.streams.update(account, |s| {
+        s.state = "connecting";
+        s.cursor = Some(cursor.clone());
+    });
+    let opened = tokio::select! {
+        opened = source.open(account, &cursor) => opened,
+        _ = stopped.changed() => return StreamEnd::Stopped,
+    };
+    let stream = match opened {
+        Err(e) => return failed(e),
+        Ok(stream) => stream,
+    };
+    anchor.streams.update(account, |s| {
+        s.state = "streaming";
+        s.last_message_at = Some(unix_now());
+    });
+    tokio::select! {
+        end = consume(anchor, account, &cursor, stream, lease, stopped, failures) => end,
+        () = keep_lease(anchor, account, lease) => StreamEnd::LeaseLost,
+    }
+}
+
+/// How often a held lease is renewed, and a standby replica looks whether it ran out.
+fn renew_every(lease: StreamLease<'_>) -> Duration {
+    Duration::from_millis((lease.secs as u64 * 1000 / 3).max(500))
+}
+
+/// Renews the lease while the stream runs (each batch renews it too); returns once another
+/// replica holds it. A database error is not a loss: the batches are fenced by the lease.
+async fn keep_lease(anchor: &AppState, account: &str, lease: StreamLease<'_>) {
+    loop {
+        tokio::time::sleep(renew_every(lease)).await;
+        match anchor.store.lease_stream(account, lease).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(account = %account, error = %e, "payment stream: cannot renew its lease")
+            }
+        }
+    }
 }
 
 /// Where the stream resumes: the stored cursor, or on the first start `watcher.start`,
@@ -295,6 +368,7 @@ async fn consume(
     account: &str,
     from: &str,
     stream: ItemStream,
+    lease: StreamLease<'_>,
     stopped: &mut watch::Receiver<bool>,
     failures: &mut u32,
 ) -> StreamEnd {
@@ -346,8 +420,10 @@ async fn consume(
         anchor
             .streams
             .update(account, |s| s.last_message_at = Some(unix_now()));
-        if let Err(e) = record_batch(anchor, account, &batch).await {
-            return StreamEnd::Failed(format!("cannot record payments: {e}"), None);
+        match record_batch(anchor, account, &batch, Some(lease)).await {
+            Ok(()) => {}
+            Err(RecordError::LeaseLost) => return StreamEnd::LeaseLost,
+            Err(e) => return StreamEnd::Failed(format!("cannot record payments: {e}"), None),
         }
         // A batch went through: the connection is healthy again.
         *failures = 0;
@@ -371,6 +447,8 @@ pub enum RecordError {
     Store(#[from] StoreError),
     #[error("the transactions kept changing under the batch")]
     Busy,
+    #[error("another replica owns the stream")]
+    LeaseLost,
 }
 
 /// Records one batch: each payment matched or held, and the cursor after the last item.
@@ -378,6 +456,7 @@ pub async fn record_batch(
     anchor: &AppState,
     account: &str,
     items: &[SourceItem],
+    lease: Option<StreamLease<'_>>,
 ) -> Result<(), RecordError> {
     let Some(last) = items.last() else {
         return Ok(());
@@ -425,10 +504,11 @@ pub async fn record_batch(
         );
         match anchor
             .store
-            .record_payments(account, &records, &cursor, ACTOR)
+            .record_payments(account, &records, &cursor, ACTOR, lease)
             .await?
         {
             BatchWritten::Conflict => continue,
+            BatchWritten::LeaseLost => return Err(RecordError::LeaseLost),
             BatchWritten::Done { new, .. } => {
                 report(anchor, account, &records, new);
                 return Ok(());
