@@ -131,7 +131,7 @@ async fn a_killed_replica_is_replaced_and_nothing_is_lost_or_doubled() {
 
     let store = Store::connect(&db, 2).await.unwrap();
     let mut first = watch(dir.path());
-    let mut standby = watch(dir.path());
+    let standby = watch(dir.path());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let n = matched(&store).await;
