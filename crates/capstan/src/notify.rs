@@ -21,11 +21,11 @@ const MAX_BACKOFF_SECS: i64 = 3600;
 const BATCH: i64 = 20;
 const SEND_TIMEOUT_SECS: u64 = 10;
 const SEND_TIMEOUT: Duration = Duration::from_secs(SEND_TIMEOUT_SECS);
-/// How long a sender may hold a callback before another replica may take it over. A batch
-/// is sent one callback after another, so the lease must outlast a whole batch of sends
-/// that time out, and the recording of each; a shorter one lets another replica claim the
-/// end of the batch and send it a second time.
-const LEASE_SECS: i64 = BATCH * SEND_TIMEOUT_SECS as i64 + 60;
+/// How long a sender may hold a callback before another replica may take it over (and so
+/// how late a callback held by a process that died goes out). The callbacks of a batch are
+/// sent at the same time, so the lease must outlast one send that times out and the
+/// recording of its outcome; a shorter one would let another replica send it a second time.
+const LEASE_SECS: i64 = SEND_TIMEOUT_SECS as i64 + 20;
 /// Between looks at the outbox when nothing wakes the loop.
 const POLL: Duration = Duration::from_secs(1);
 /// Between checks of every callback registration for status changes.
@@ -144,7 +144,9 @@ async fn deliver_due(anchor: &AppState, http: &reqwest::Client) {
             return;
         }
     };
-    for callback in due {
+    // One claim holds at most one callback per subject, so sending them together keeps
+    // each subject's order.
+    let sends = due.into_iter().map(|callback| async move {
         let outcome = send(&anchor.signing_key, http, &callback).await;
         let recorded = match outcome {
             Ok(()) => anchor.store.callback_delivered(callback.id).await,
@@ -166,7 +168,8 @@ async fn deliver_due(anchor: &AppState, http: &reqwest::Client) {
         if let Err(e) = recorded {
             tracing::warn!(error = %e, "cannot record a callback attempt; it will be sent again");
         }
-    }
+    });
+    futures_util::future::join_all(sends).await;
 }
 
 async fn send(key: &Keypair, http: &reqwest::Client, callback: &OutboxRow) -> Result<(), String> {
@@ -178,6 +181,10 @@ async fn send(key: &Keypair, http: &reqwest::Client, callback: &OutboxRow) -> Re
         .header("Signature", &signature)
         // The header's older name, which some clients still read.
         .header("X-Stellar-Signature", &signature)
+        // The same for every delivery of one callback: a receiver drops the repeats that
+        // at-least-once delivery makes (a retry, or a sender that died before it recorded
+        // the delivery).
+        .header("Idempotency-Key", callback.id.to_string())
         .body(callback.body.clone())
         .send()
         .await

@@ -690,6 +690,14 @@ async fn callbacks_keep_their_order_through_a_retry() {
         })
         .collect();
     assert_eq!(statuses, ["pending_receiver", "pending_receiver", "error"]);
+    // A retry carries the key of the callback it repeats, so the receiver can drop it; the
+    // next callback has its own.
+    let keys: Vec<&str> = got
+        .iter()
+        .map(|d| d.headers["idempotency-key"].to_str().unwrap())
+        .collect();
+    assert_eq!(keys[0], keys[1]);
+    assert_ne!(keys[1], keys[2]);
     w.app.running.shutdown().await;
 }
 
