@@ -75,11 +75,18 @@ impl Replica {
                 cmd.env_remove(key);
             }
         }
+        // Each start appends to the replica's log, kept in the run's directory (and shown
+        // with CAPSTAN_FAULTS_LOGS=<dir>).
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{}.log", self.config)))
+            .unwrap();
         let child = cmd
             .args(["--config", &self.config, "serve"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("capstan serve starts");
         self.child = Some(child);
@@ -180,18 +187,24 @@ impl DbProxy {
 #[derive(Default)]
 struct Counts {
     kills: AtomicU64,
+    /// Processes that exited by themselves and were started again.
+    exits: AtomicU64,
     horizon_outages: AtomicU64,
     database_outages: AtomicU64,
     requests: AtomicU64,
     /// Requests sent to a replica that did not answer (dead, or starting): sent again to the
     /// next one.
     retried: AtomicU64,
-    /// Requests no live replica answered.
+    /// Requests no live replica answered, outside the database's outages.
     unanswered: AtomicU64,
+    /// ... and during them (and a second after), when no replica can answer.
+    unanswered_database_down: AtomicU64,
 }
 
 struct Run {
     backend: &'static str,
+    /// While the database is cut off, and a second after.
+    database_down: AtomicBool,
     replicas: Mutex<Vec<Replica>>,
     http: reqwest::Client,
     counts: Counts,
@@ -237,7 +250,12 @@ impl Run {
             }
             if !alive.is_empty() && alive.iter().all(|p| self.ports_alive().contains(p)) {
                 // Every replica was alive and none answered.
-                self.counts.unanswered.fetch_add(1, Ordering::Relaxed);
+                if self.database_down.load(Ordering::SeqCst) {
+                    &self.counts.unanswered_database_down
+                } else {
+                    &self.counts.unanswered
+                }
+                .fetch_add(1, Ordering::Relaxed);
             }
             assert!(Instant::now() < deadline, "no replica answered for 120 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -250,6 +268,15 @@ impl Run {
         let mut round: u64 = 0;
         while !done.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(200 + random_below(900))).await;
+            // As a supervisor does: a process that exited by itself (it cannot start while
+            // the database is away) is started again.
+            for r in self.replicas.lock().unwrap().iter_mut() {
+                if r.child.is_some() && !r.alive() {
+                    self.counts.exits.fetch_add(1, Ordering::Relaxed);
+                    r.kill();
+                    r.start();
+                }
+            }
             // Every seventh action an outage of Horizon, and of the database where there is
             // one to cut off; kills otherwise. Even a short run has each.
             round += 1;
@@ -262,9 +289,12 @@ impl Run {
             }
             if let (Some(proxy), true) = (proxy, round % 7 == 5) {
                 self.counts.database_outages.fetch_add(1, Ordering::Relaxed);
+                self.database_down.store(true, Ordering::SeqCst);
                 proxy
                     .outage(Duration::from_millis(300 + random_below(1500)))
                     .await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                self.database_down.store(false, Ordering::SeqCst);
                 continue;
             }
             let victim = {
@@ -375,6 +405,7 @@ async fn run_faults(backend: &'static str, db: String, proxy: Option<DbProxy>, r
     list[0].start();
     let run = Arc::new(Run {
         backend,
+        database_down: AtomicBool::new(false),
         replicas: Mutex::new(list),
         http: reqwest::Client::new(),
         counts: Counts::default(),
@@ -542,12 +573,13 @@ async fn run_faults(backend: &'static str, db: String, proxy: Option<DbProxy>, r
     let c = &run.counts;
     println!(
         "FAULTS backend={backend} replicas={replicas} transactions={} workload_secs={workload_secs:.1} \
-         kills={} horizon_outages={} database_outages={} settle_secs={settle_secs:.1} \
+         kills={} exits={} horizon_outages={} database_outages={} settle_secs={settle_secs:.1} \
          payments_matched_once={} payments_lost_or_doubled={} payouts={} paid_twice={} \
          calls_repeated={} stuck={} callbacks_expected={} callbacks_lost={} deliveries={} \
-         duplicates_dropped={} api_requests={} api_retried={} api_unanswered={}",
+         duplicates_dropped={} api_requests={} api_retried={} api_unanswered={} api_unanswered_database_down={}",
         figures.transactions,
         c.kills.load(Ordering::Relaxed),
+        c.exits.load(Ordering::Relaxed),
         c.horizon_outages.load(Ordering::Relaxed),
         c.database_outages.load(Ordering::Relaxed),
         figures.payments_matched_once,
@@ -563,6 +595,7 @@ async fn run_faults(backend: &'static str, db: String, proxy: Option<DbProxy>, r
         c.requests.load(Ordering::Relaxed),
         c.retried.load(Ordering::Relaxed),
         c.unanswered.load(Ordering::Relaxed),
+        c.unanswered_database_down.load(Ordering::Relaxed),
     );
     assert!(stuck.is_empty(), "not completed: {stuck:?}");
     assert_eq!(
@@ -586,7 +619,21 @@ async fn run_faults(backend: &'static str, db: String, proxy: Option<DbProxy>, r
         assert!(r.stop().await, "a replica did not exit cleanly on SIGTERM");
     }
     store.close().await;
-    drop(dir);
+    keep_logs(dir.path());
+}
+
+/// Copies the replicas' logs to `CAPSTAN_FAULTS_LOGS`, when set.
+fn keep_logs(dir: &std::path::Path) {
+    let Ok(to) = std::env::var("CAPSTAN_FAULTS_LOGS") else {
+        return;
+    };
+    let _ = std::fs::create_dir_all(&to);
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(".log") {
+            let _ = std::fs::copy(entry.path(), std::path::Path::new(&to).join(name));
+        }
+    }
 }
 
 async fn wait_healthy(http: &reqwest::Client, port: u16) {
