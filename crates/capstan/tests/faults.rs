@@ -68,7 +68,9 @@ struct Replica {
 
 impl Replica {
     fn start(&mut self) {
-        let mut cmd = Command::new(BIN);
+        // CAPSTAN_FAULTS_BIN: a copy of the binary, for a long run beside ongoing builds.
+        let bin = std::env::var("CAPSTAN_FAULTS_BIN").unwrap_or_else(|_| BIN.to_owned());
+        let mut cmd = Command::new(bin);
         cmd.current_dir(&self.dir);
         for (key, _) in std::env::vars() {
             if key.starts_with("CAPSTAN_") {
