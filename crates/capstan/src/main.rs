@@ -123,6 +123,8 @@ async fn migrate(config: Option<PathBuf>) -> Result<(), String> {
 }
 
 async fn serve(config: Option<PathBuf>) -> Result<(), String> {
+    // Before the server starts: it answers /health before the banner below is printed.
+    let term = listen_for_term();
     let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
     let running = capstan::start(config, None)
         .await
@@ -196,7 +198,7 @@ async fn serve(config: Option<PathBuf>) -> Result<(), String> {
             anchor.generated.join(", ")
         );
     }
-    wait_for_signal().await;
+    wait_for_signal(term).await;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
@@ -213,7 +215,7 @@ async fn watch(config: Option<PathBuf>) -> Result<(), String> {
         watching.anchor.config.network.passphrase()
     );
     print_watcher(&watching.anchor, true);
-    wait_for_signal().await;
+    wait_for_signal(listen_for_term()).await;
     tracing::info!("shutting down");
     watching.shutdown().await;
     Ok(())
@@ -287,7 +289,7 @@ async fn pay(
             return Err("no rails are configured (rails.kind = \"none\")".into());
         }
     }
-    wait_for_signal().await;
+    wait_for_signal(listen_for_term()).await;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
@@ -312,20 +314,39 @@ fn print_watcher(anchor: &capstan::anchor::Anchor, watch_command: bool) {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGTERM, listened for from the moment this is called. `serve` calls it before it starts
+/// anything: the anchor answers requests before it waits for a signal, and a SIGTERM that
+/// comes in between must stop it cleanly rather than kill it.
+fn listen_for_term() -> Term {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+    }
+    #[cfg(not(unix))]
+    {}
+}
+
+#[cfg(unix)]
+type Term = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Term = ();
+
+/// Ctrl-C, or the SIGTERM `term` listens for.
+async fn wait_for_signal(term: Term) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
+        let Some(mut term) = term else {
+            return std::future::pending().await;
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    {
+        let () = term;
+        let _ = ctrl_c.await;
+    }
 }
