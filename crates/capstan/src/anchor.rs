@@ -35,6 +35,8 @@ pub struct Anchor {
     /// SEP-31's integrations: built in, or the embedder's own.
     pub sep31_receiver: Arc<dyn crate::sep31::integration::Sep31Receiver>,
     pub fees: Arc<dyn crate::sep31::integration::Fees>,
+    /// SEP-38 prices: the configured fixed rates, the business server, or the embedder's own.
+    pub rates: Arc<dyn crate::sep38::rates::Rates>,
     /// The assets SEP-31 receives, with their settings.
     pub receive_assets: Vec<crate::config::ReceiveAsset>,
     /// Wakes the callback sender when something was queued.
@@ -64,6 +66,8 @@ pub enum StartError {
     Business(String),
     #[error("rails.business_url: {0}")]
     Rails(String),
+    #[error("sep38.business_url: {0}")]
+    Rates(String),
 }
 
 impl Anchor {
@@ -82,6 +86,7 @@ impl Anchor {
             fees,
             payment_source,
             rails,
+            rates,
             ..
         } = extensions;
         let mut generated = Vec::new();
@@ -173,6 +178,11 @@ impl Anchor {
                 crate::config::RailsKind::None => None,
             },
         };
+        let rates = match rates {
+            Some(rates) => rates,
+            None => crate::sep38::rates::configured(&config.sep38, &signing_key)
+                .map_err(StartError::Rates)?,
+        };
         let files = FileStore::new(store.clone(), config.kyc.files_dir.clone());
         let customers: Arc<dyn Customers> = match (customers, &config.kyc.business) {
             (Some(customers), _) => customers,
@@ -197,6 +207,7 @@ impl Anchor {
             generated,
             sep31_receiver,
             fees: fees.unwrap_or_else(|| Arc::new(crate::sep31::integration::ConfiguredFees)),
+            rates,
             receive_assets,
             customers,
             files,

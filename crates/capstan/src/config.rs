@@ -14,11 +14,13 @@ use stellar::{Keypair, Network, PublicKey};
 mod kyc;
 mod rails;
 mod sep31;
+mod sep38;
 mod watcher;
 
 pub use kyc::{AdminConfig, BusinessServer, CustomerType, KycConfig, ReviewMode};
 pub use rails::{BusinessRails, RailsConfig, RailsKind, SimulatedMode};
 pub use sep31::{ReceiveAsset, ReceiveSettings, STELLAR_DECIMALS, Sep31Config, TransactionField};
+pub use sep38::{DeliveryMethod, OffchainAsset, RatesKind, Sep38Config};
 pub use watcher::{ShortPayments, StartAt, WatcherConfig};
 
 /// Where `capstan` looks for its configuration when neither `--config` nor `CAPSTAN_CONFIG`
@@ -26,7 +28,18 @@ pub use watcher::{ShortPayments, StartAt, WatcherConfig};
 pub const DEFAULT_CONFIG_FILE: &str = "capstan.toml";
 const ENV_PREFIX: &str = "CAPSTAN_";
 const SECTIONS: &[&str] = &[
-    "server", "stellar", "auth", "database", "toml", "kyc", "admin", "sep31", "watcher", "rails",
+    "server",
+    "stellar",
+    "auth",
+    "database",
+    "toml",
+    "kyc",
+    "admin",
+    "sep31",
+    "sep38",
+    "watcher",
+    "rails",
+    "callbacks",
 ];
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -114,9 +127,13 @@ struct FileConfig {
     #[serde(default)]
     sep31: sep31::Sep31Section,
     #[serde(default)]
+    sep38: sep38::Sep38Section,
+    #[serde(default)]
     watcher: watcher::WatcherSection,
     #[serde(default)]
     rails: rails::RailsSection,
+    #[serde(default)]
+    callbacks: CallbacksSection,
     #[serde(default)]
     documentation: BTreeMap<String, String>,
     #[serde(default)]
@@ -133,6 +150,19 @@ struct ServerSection {
     extra_home_domains: Vec<String>,
     #[serde(default, deserialize_with = "lenient::opt")]
     max_body_bytes: Option<usize>,
+    #[serde(default, deserialize_with = "lenient::opt")]
+    request_timeout_secs: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::opt")]
+    auth_rate_limit_per_minute: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::opt")]
+    auth_rate_limit_loopback: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbacksSection {
+    #[serde(default, deserialize_with = "lenient::opt")]
+    allow_private: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -287,6 +317,15 @@ pub struct Config {
     /// host[:port] of `base_url`: the `web_auth_domain` of challenges.
     pub web_auth_domain: String,
     pub max_body_bytes: usize,
+    /// The longest a request may take, its body included (`server.request_timeout_secs`).
+    pub request_timeout: Duration,
+    /// `/auth` requests per minute from one client IP; 0: no limit.
+    pub auth_rate_limit_per_minute: u32,
+    /// Whether clients on loopback addresses are held to that limit too.
+    pub auth_rate_limit_loopback: bool,
+    /// Whether callback URLs may name loopback, private or link-local hosts
+    /// (`callbacks.allow_private`; default: no on the public network, yes on test networks).
+    pub callbacks_allow_private: bool,
     pub network: Network,
     pub horizon_url: String,
     pub horizon_timeout: Duration,
@@ -310,6 +349,8 @@ pub struct Config {
     /// The operator API; `None` when no `admin.api_key` is configured.
     pub admin: Option<AdminConfig>,
     pub sep31: Sep31Config,
+    /// SEP-38 quotes; off when no off-chain asset is configured.
+    pub sep38: Sep38Config,
     pub watcher: WatcherConfig,
     pub rails: RailsConfig,
 }
@@ -412,8 +453,10 @@ impl Config {
             kyc,
             admin,
             sep31,
+            sep38,
             watcher,
             rails,
+            callbacks,
             documentation,
             assets,
         } = file;
@@ -656,6 +699,7 @@ impl Config {
         }
 
         let rails = rails::validate_rails(rails, network.is_public())?;
+        let sep38 = sep38::validate_sep38(sep38, &validated_assets, network.is_public())?;
         Ok(Config {
             file: None,
             listen,
@@ -663,6 +707,12 @@ impl Config {
             home_domains,
             web_auth_domain,
             max_body_bytes: server.max_body_bytes.unwrap_or(1024 * 1024),
+            request_timeout: Duration::from_secs(
+                server.request_timeout_secs.unwrap_or(30).clamp(1, 600),
+            ),
+            auth_rate_limit_per_minute: server.auth_rate_limit_per_minute.unwrap_or(60),
+            auth_rate_limit_loopback: server.auth_rate_limit_loopback.unwrap_or(false),
+            callbacks_allow_private: callbacks.allow_private.unwrap_or(!network.is_public()),
             network,
             horizon_url,
             horizon_timeout: Duration::from_secs(
@@ -679,6 +729,7 @@ impl Config {
             toml_append: toml.append_file.map(|p| p.display().to_string()),
             assets: validated_assets,
             sep31,
+            sep38,
             kyc,
             admin: kyc::validate_admin(admin)?,
             watcher: watcher::validate_watcher(watcher)?,
@@ -716,6 +767,11 @@ impl Config {
     /// DIRECT_PAYMENT_SERVER: where the SEP-31 endpoints are served.
     pub fn direct_payment_server(&self) -> String {
         format!("{}/sep31", self.base_url)
+    }
+
+    /// ANCHOR_QUOTE_SERVER: where the SEP-38 endpoints are served.
+    pub fn anchor_quote_server(&self) -> String {
+        format!("{}/sep38", self.base_url)
     }
 
     /// WEB_AUTH_ENDPOINT, and the `iss` of the tokens it issues.

@@ -20,6 +20,7 @@ pub mod sep1;
 pub mod sep10;
 pub mod sep12;
 pub mod sep31;
+pub mod sep38;
 pub mod server;
 pub mod store;
 pub mod watcher;

@@ -48,49 +48,95 @@ pub fn signed_host(url: &url::Url) -> String {
     }
 }
 
-/// Checks a callback URL a client registers. On the public network it must be https and
-/// must not name a loopback, private or link-local address, so a client cannot make the
-/// anchor POST into its own network. (A name that resolves to such an address is not
-/// caught here; keep outgoing traffic filtered at the network edge too.)
-pub fn check_callback_url(url: &str, public_network: bool) -> Result<url::Url, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("url {url:?} is not a URL: {e}"))?;
-    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && !public_network);
-    if !scheme_ok || parsed.host().is_none() {
-        return Err(if public_network {
-            "url must be an https URL".into()
-        } else {
-            "url must be an http(s) URL".into()
-        });
+/// Which callback URLs clients may register, from the configuration: https only on the
+/// public network; loopback, private and link-local hosts only with
+/// `callbacks.allow_private` (the default on test networks, never on the public network
+/// unless configured); and never this server itself, so a client cannot make the anchor
+/// POST to its own endpoints or into its own network. (A name that resolves to such an
+/// address is not caught here; keep outgoing traffic filtered at the network edge too.)
+#[derive(Debug, Clone)]
+pub struct CallbackPolicy {
+    pub https_only: bool,
+    pub allow_private: bool,
+    /// `host[:port]` this server answers on (`base_url`'s, the listen address).
+    pub own_hosts: Vec<String>,
+    /// The port it listens on: any loopback host with this port is the server itself.
+    pub own_port: Option<u16>,
+}
+
+impl CallbackPolicy {
+    pub fn from_config(config: &crate::config::Config) -> CallbackPolicy {
+        CallbackPolicy {
+            https_only: config.network.is_public(),
+            allow_private: config.callbacks_allow_private,
+            own_hosts: vec![
+                config.web_auth_domain.to_ascii_lowercase(),
+                config.listen.to_string(),
+            ],
+            own_port: Some(config.listen.port()),
+        }
     }
-    if public_network {
-        let internal = match parsed.host() {
-            Some(url::Host::Ipv4(ip)) => {
-                ip.is_loopback()
-                    || ip.is_private()
-                    || ip.is_link_local()
-                    || ip.is_unspecified()
-                    || ip.is_broadcast()
-            }
+
+    pub fn check(&self, url: &str) -> Result<url::Url, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("url {url:?} is not a URL: {e}"))?;
+        let scheme_ok =
+            parsed.scheme() == "https" || (parsed.scheme() == "http" && !self.https_only);
+        if !scheme_ok || parsed.host().is_none() {
+            return Err(if self.https_only {
+                "url must be an https URL".into()
+            } else {
+                "url must be an http(s) URL".into()
+            });
+        }
+        let loopback = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
             Some(url::Host::Ipv6(ip)) => {
-                ip.is_loopback()
-                    || ip.is_unspecified()
-                    || ip.is_unique_local()
-                    || ip.is_unicast_link_local()
-                    || ip
-                        .to_ipv4_mapped()
-                        .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
+                ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
             }
             Some(url::Host::Domain(name)) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
                 name == "localhost" || name.ends_with(".localhost")
             }
-            None => true,
+            None => false,
         };
-        if internal {
-            return Err("url must name a public host, not a loopback or private address".into());
+        let host = signed_host(&parsed).to_ascii_lowercase();
+        let port = parsed.port_or_known_default();
+        if self.own_hosts.contains(&host) || (loopback && port.is_some() && port == self.own_port) {
+            return Err("url must not point at this server itself".into());
         }
+        if !self.allow_private && (loopback || internal_host(&parsed)) {
+            return Err(
+                "url must name a public host, not a loopback or private address (callbacks.allow_private is off)"
+                    .into(),
+            );
+        }
+        Ok(parsed)
     }
-    Ok(parsed)
+}
+
+fn internal_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                // 100.64.0.0/10, carrier-grade NAT: not reachable from the internet either.
+                || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_unique_local()
+                || ip.is_unicast_link_local()
+                || ip.to_ipv4_mapped().is_some_and(|v4| {
+                    v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
+                })
+        }
+        Some(url::Host::Domain(_)) => false,
+        None => true,
+    }
 }
 
 /// The delay before attempt `attempts + 1`, after `attempts` failures.
@@ -146,14 +192,20 @@ async fn deliver_due(anchor: &AppState, http: &reqwest::Client) {
     };
     // One claim holds at most one callback per subject, so sending them together keeps
     // each subject's order.
+    // Checked again before each send: a URL registered under an earlier, looser
+    // configuration is not called once the policy refuses it.
+    let policy = &CallbackPolicy::from_config(&anchor.config);
     let sends = due.into_iter().map(|callback| async move {
-        let outcome = send(&anchor.signing_key, http, &callback).await;
+        let (outcome, refused) = match policy.check(&callback.url) {
+            Ok(_) => (send(&anchor.signing_key, http, &callback).await, false),
+            Err(reason) => (Err(format!("not sent: {reason}")), true),
+        };
         let recorded = match outcome {
             Ok(()) => anchor.store.callback_delivered(callback.id).await,
             Err(error) => {
                 let attempts = callback.attempts + 1;
-                let retry_at =
-                    (attempts < MAX_ATTEMPTS).then(|| unix_now() + backoff_secs(attempts));
+                let retry_at = (attempts < MAX_ATTEMPTS && !refused)
+                    .then(|| unix_now() + backoff_secs(attempts));
                 if retry_at.is_none() {
                     tracing::error!(subject = %callback.subject, %error, attempts, "giving up on a callback");
                 } else {
@@ -201,6 +253,17 @@ async fn send(key: &Keypair, http: &reqwest::Client, callback: &OutboxRow) -> Re
 mod tests {
     use super::*;
 
+    /// The defaults of a network: https and public hosts only on the public network.
+    fn check_callback_url(url: &str, public_network: bool) -> Result<url::Url, String> {
+        CallbackPolicy {
+            https_only: public_network,
+            allow_private: !public_network,
+            own_hosts: Vec::new(),
+            own_port: None,
+        }
+        .check(url)
+    }
+
     #[test]
     fn callback_urls_on_the_public_network_are_https_to_public_hosts() {
         for good in ["https://wallet.example/cb", "https://203.0.113.9:8443/x"] {
@@ -226,6 +289,45 @@ mod tests {
         // Test networks allow plain http and loopback, for local development.
         assert!(check_callback_url("http://127.0.0.1:9000/cb", false).is_ok());
         assert!(check_callback_url("ftp://wallet.example/cb", false).is_err());
+    }
+
+    #[test]
+    fn the_configured_policy_refuses_the_server_itself_and_private_hosts_when_asked() {
+        let policy = CallbackPolicy {
+            https_only: false,
+            allow_private: true,
+            own_hosts: vec!["anchor.example".into(), "127.0.0.1:8000".into()],
+            own_port: Some(8000),
+        };
+        for own in [
+            "https://anchor.example/kyc",
+            "https://ANCHOR.example:443/x",
+            "http://127.0.0.1:8000/cb",
+            "http://localhost:8000/cb",
+            "http://[::1]:8000/cb",
+        ] {
+            assert_eq!(
+                policy.check(own).unwrap_err(),
+                "url must not point at this server itself",
+                "{own}"
+            );
+        }
+        assert!(policy.check("http://127.0.0.1:9000/cb").is_ok());
+        assert!(policy.check("https://anchor.example:8443/cb").is_ok());
+        let strict = CallbackPolicy {
+            allow_private: false,
+            ..policy
+        };
+        for private in [
+            "http://127.0.0.1:9000/cb",
+            "http://100.64.1.1/cb",
+            "http://172.31.255.255/cb",
+            "http://[::ffff:0.0.0.0]/cb",
+        ] {
+            assert!(strict.check(private).is_err(), "{private}");
+        }
+        assert!(strict.check("http://100.128.0.1/cb").is_ok());
+        assert!(strict.check("https://wallet.example/cb").is_ok());
     }
 
     #[test]

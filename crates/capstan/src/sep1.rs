@@ -45,6 +45,12 @@ pub fn render(config: &Config, signing_key: &Keypair) -> Result<String, String> 
         "DIRECT_PAYMENT_SERVER".into(),
         s(&config.direct_payment_server()),
     );
+    if config.sep38.enabled() {
+        root.insert(
+            "ANCHOR_QUOTE_SERVER".into(),
+            s(&config.anchor_quote_server()),
+        );
+    }
     let mut accounts: Vec<String> = assets
         .iter()
         .map(|a| a.distribution_account.to_string())

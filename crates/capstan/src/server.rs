@@ -30,6 +30,8 @@ pub struct Extensions {
     pub payment_source: Option<Arc<dyn crate::watcher::source::PaymentSource>>,
     /// Replaces the configured rails.
     pub rails: Option<Arc<dyn crate::payout::rails::Rails>>,
+    /// Replaces the configured SEP-38 rates.
+    pub rates: Option<Arc<dyn crate::sep38::rates::Rates>>,
 }
 
 /// A running anchor. Dropping it does not stop it; call [`Running::shutdown`].
@@ -112,11 +114,18 @@ pub async fn start_with(
     let (stop, stopped) = watch::channel(false);
 
     let app = http::router(anchor.clone(), extra);
+    // A little longer than a request may take: a request timed out gets its answer first.
+    let listener = http::TimedListener::new(
+        listener,
+        anchor.config.request_timeout + Duration::from_secs(2),
+    );
     let mut server_stopped = stopped.clone();
     let server = tokio::spawn(async move {
         let shutdown = async move {
             let _ = server_stopped.changed().await;
         };
+        // The peer's address, for the per-IP limit on `/auth`.
+        let app = app.into_make_service_with_connect_info::<http::ClientAddr>();
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

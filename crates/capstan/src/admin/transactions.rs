@@ -542,7 +542,9 @@ pub async fn refund(
                 row.amount_fee
             )));
         }
-        let amount_out = amount_string(amount_out.max(Decimal::ZERO));
+        // A converting transaction pays out the off-chain asset, at its price (SEP-38).
+        let amount_out = crate::sep38::sep31::converted_amount_out(&row, amount_out)
+            .unwrap_or_else(|| amount_string(amount_out.max(Decimal::ZERO)));
         let refunds = json!({
             "amount_refunded": amount_string(refunded),
             "amount_fee": amount_string(fees),

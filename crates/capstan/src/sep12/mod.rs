@@ -497,7 +497,8 @@ pub async fn put_callback(
     let url = params
         .take("url")
         .ok_or_else(|| ApiError::bad_request("url is required"))?;
-    let parsed = crate::notify::check_callback_url(&url, anchor.config.network.is_public())
+    let parsed = crate::notify::CallbackPolicy::from_config(&anchor.config)
+        .check(&url)
         .map_err(ApiError::BadRequest)?;
     let lookup = lookup(&mut params, kind.as_deref(), &resolved.identity)?;
     let lookup = via_transaction(&anchor, &mut resolved, lookup, kind.as_deref()).await?;

@@ -46,8 +46,8 @@ fn asset_info(anchor: &AppState, asset: &ReceiveAsset, lang: Option<&str>) -> Va
         // Dropped from SEP-31 in 1.3.0, still required by deployed validators.
         "enabled": true,
         "funding_methods": s.funding_methods,
-        "quotes_supported": false,
-        "quotes_required": false,
+        "quotes_supported": crate::sep38::offchain_for(anchor, asset).next().is_some(),
+        "quotes_required": anchor.config.sep38.quotes_required.contains(&asset.code),
     });
     if let Some(min) = s.min_amount {
         info["min_amount"] = info_number(min);

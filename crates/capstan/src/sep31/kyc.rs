@@ -77,7 +77,10 @@ async fn resume_if_ready(anchor: &AppState, transaction: &TransactionRow) {
             return;
         };
         let account = asset.distribution_account.to_string();
-        let expires_at = unix_now() + anchor.config.sep31.payment_timeout_secs as i64;
+        let expires_at = crate::sep38::sep31::payment_deadline(
+            transaction,
+            unix_now() + anchor.config.sep31.payment_timeout_secs as i64,
+        );
         anchor
             .store
             .transition(

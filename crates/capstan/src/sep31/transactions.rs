@@ -18,7 +18,7 @@ use crate::anchor::AppState;
 use crate::config::{ReceiveAsset, STELLAR_DECIMALS};
 use crate::http::{ApiError, FormOrJson, FormOrJsonText, PathSegment};
 use crate::kyc::{CustomerStatus, KycError, Memo, MemoError};
-use crate::store::{TransactionRow, TransitionError, iso_time, unix_now};
+use crate::store::{Inserted, TransactionRow, TransitionError, iso_time, unix_now};
 
 /// A 400 whose body is one of SEP-31's structured errors rather than `{"error": text}`.
 fn structured_400(body: Value) -> Response {
@@ -107,17 +107,17 @@ pub async fn post_transaction(
             "amount {amount} is above the maximum of {max} {code}"
         )));
     }
-    // SEP-38 conversion is not offered (quotes_supported is false in /info).
-    if text(&body, "quote_id")?.is_some() {
-        return Err(ApiError::bad_request(
-            "quote_id: this anchor offers no quotes (quotes_supported is false)",
-        ));
-    }
-    if let Some(destination) = text(&body, "destination_asset")? {
-        return Err(ApiError::bad_request(format!(
-            "destination_asset {destination}: this anchor offers no asset conversion; omit it to receive {code} paid out 1:1"
-        )));
-    }
+    // SEP-38 conversion: a firm quote, or an indicative price (SEP31-21..23).
+    let conversion = crate::sep38::sep31::post_conversion(
+        &anchor,
+        &session,
+        asset,
+        amount,
+        &funding_method,
+        text(&body, "quote_id")?,
+        text(&body, "destination_asset")?,
+    )
+    .await?;
     let refund = refund_memo(&body)?;
     let fields = match transaction_fields(asset, &body)? {
         Ok(fields) => fields,
@@ -182,11 +182,15 @@ pub async fn post_transaction(
         }
         Err(PostRejection::Error(message)) => return Err(ApiError::BadRequest(message)),
     }
-    let fee = anchor
+    let mut fee = anchor
         .fees
         .fee(asset, amount, &funding_method)
         .await
         .map_err(ApiError::BadRequest)?;
+    // A quote's fee is the one it was quoted with.
+    if let Some(quote) = conversion.as_ref().and_then(|c| c.quote.as_ref()) {
+        fee.total = quote.amount_fee;
+    }
     // A fee integration's mistake is not the sending anchor's: refuse to store it.
     if fee.total.is_sign_negative() || fee.total.normalize().scale() > STELLAR_DECIMALS {
         return Err(ApiError::Internal(format!(
@@ -194,13 +198,28 @@ pub async fn post_transaction(
             fee.total
         )));
     }
-    let fee_details = fee.details_json();
+    let mut fee_details = fee.details_json().to_string();
     let fee = fee.total.normalize();
     let amount_out = amount - fee;
     if amount_out <= Decimal::ZERO {
         return Err(ApiError::bad_request(format!(
             "amount {amount} does not cover the fee of {fee} {code}"
         )));
+    }
+    let mut amount_out = amount_string(amount_out);
+    if let Some(c) = &conversion {
+        let fee_object = match &c.quote {
+            Some(quote) => {
+                amount_out = quote.amount_out.clone();
+                quote.fee.clone()
+            }
+            None => crate::sep38::sep31::fee_object(
+                asset,
+                fee,
+                serde_json::from_str(&fee_details).unwrap_or_default(),
+            ),
+        };
+        fee_details = c.column(fee_object);
     }
     let now = unix_now();
     // Ready to be paid once every customer it needs is known and ACCEPTED (they were
@@ -221,8 +240,8 @@ pub async fn post_transaction(
         funding_method,
         amount_in: amount_string(amount),
         amount_fee: amount_string(fee),
-        amount_out: amount_string(amount_out),
-        fee_details: fee_details.to_string(),
+        amount_out,
+        fee_details,
         sender_id,
         receiver_id,
         stellar_account_id: Some(asset.distribution_account.to_string()),
@@ -244,6 +263,10 @@ pub async fn post_transaction(
         completed_at: None,
         expires_at: Some(now + anchor.config.sep31.payment_timeout_secs as i64),
     };
+    // A quoted transaction expires with its quote (SEP31-42).
+    if let Some(quote) = conversion.as_ref().and_then(|c| c.quote.as_ref()) {
+        row.expires_at = row.expires_at.map(|at| at.min(quote.expires_at));
+    }
     if awaiting_kyc {
         row.status = Status::PendingReceiver.as_str().into();
         row.status_message = Some(
@@ -255,15 +278,29 @@ pub async fn post_transaction(
     }
     // A memo is one transaction's (SEP31-26): draw again in the unlikely case it is taken.
     let mut stored = false;
+    let claim = conversion.as_ref().and_then(|c| c.claim());
     for _ in 0..5 {
         row.stellar_memo = (!awaiting_kyc).then(new_memo);
-        if anchor
+        match anchor
             .store
-            .insert_transaction(&row, &format!("sending_anchor:{}", row.sending_anchor))
+            .insert_transaction_using(
+                &row,
+                &format!("sending_anchor:{}", row.sending_anchor),
+                claim,
+            )
             .await?
         {
-            stored = true;
-            break;
+            Inserted::Stored => {
+                stored = true;
+                break;
+            }
+            Inserted::MemoTaken => {}
+            Inserted::QuoteUnavailable => {
+                return Err(ApiError::bad_request(format!(
+                    "quote {} was already used by another transaction, or has expired",
+                    claim.map(|c| c.id).unwrap_or_default()
+                )));
+            }
         }
     }
     if !stored {
@@ -465,6 +502,7 @@ pub fn transaction_body(row: &TransactionRow) -> Value {
             t[key] = value;
         }
     }
+    crate::sep38::sep31::render(row, &mut t);
     json!({ "transaction": t })
 }
 
@@ -507,7 +545,8 @@ pub async fn put_callback(
             ));
         }
     };
-    let parsed = crate::notify::check_callback_url(&url, anchor.config.network.is_public())
+    let parsed = crate::notify::CallbackPolicy::from_config(&anchor.config)
+        .check(&url)
         .map_err(ApiError::BadRequest)?;
     anchor
         .store

@@ -16,6 +16,7 @@ mod customers;
 mod files;
 mod payments;
 mod payouts;
+mod quotes;
 mod secrets;
 mod stream_leases;
 mod transactions;
@@ -27,9 +28,10 @@ pub use payments::{BatchWritten, Funding, PaymentFilter, PaymentRecord, PaymentR
 pub use payouts::{Claimed, PayoutRow, RoundEnd, RoundWritten, SimulatedPayout};
 pub use stream_leases::StreamLease;
 pub(crate) use transactions::statement_chunks;
+pub use quotes::QuoteRow;
 pub use transactions::{
-    EventRow, TransactionFilter, TransactionRow, TransitionError, TransitionWrite,
-    prepare_transition,
+    EventRow, Inserted, QuoteClaim, TransactionFilter, TransactionRow, TransitionError,
+    TransitionWrite, prepare_transition,
 };
 
 #[derive(Debug, Clone)]

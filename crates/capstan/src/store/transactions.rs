@@ -47,6 +47,25 @@ impl TransactionRow {
     }
 }
 
+/// What [`Store::insert_transaction_using`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Stored,
+    /// Another transaction has this memo: nothing was stored (draw another).
+    MemoTaken,
+    /// The quote is used, expired, or not the caller's: nothing was stored.
+    QuoteUnavailable,
+}
+
+/// The SEP-38 quote a new transaction uses, and who must own it.
+#[derive(Debug, Clone, Copy)]
+pub struct QuoteClaim<'a> {
+    pub id: &'a str,
+    pub account: &'a str,
+    /// The SEP-10 memo; "" for none.
+    pub memo: &'a str,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
@@ -234,6 +253,18 @@ impl Store {
     /// Stores a new transaction and its first event. Returns false when its memo is taken
     /// (the caller draws another).
     pub async fn insert_transaction(&self, row: &TransactionRow, actor: &str) -> StoreResult<bool> {
+        Ok(self.insert_transaction_using(row, actor, None).await? == Inserted::Stored)
+    }
+
+    /// Stores a new transaction and its first event and, with `quote` (its id and owner),
+    /// marks that SEP-38 quote used by it, in one database transaction: of two transactions
+    /// naming one quote, one is stored and the other gets [`Inserted::QuoteUnavailable`].
+    pub async fn insert_transaction_using(
+        &self,
+        row: &TransactionRow,
+        actor: &str,
+        quote: Option<QuoteClaim<'_>>,
+    ) -> StoreResult<Inserted> {
         if !status::can_start_in(row.status()) {
             return Err(StoreError::Database(sqlx::Error::Protocol(format!(
                 "a transaction cannot start in {}",
@@ -279,17 +310,34 @@ impl Store {
                 .await?
                 .rows_affected()
                 == 1;
-            if inserted {
-                sqlx::query("INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) VALUES ($1, NULL, $2, $3, 'created', $4)")
+            if !inserted {
+                return Ok(Inserted::MemoTaken);
+            }
+            sqlx::query("INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) VALUES ($1, NULL, $2, $3, 'created', $4)")
+                .bind(&row.id)
+                .bind(&row.status)
+                .bind(actor)
+                .bind(row.started_at)
+                .execute(&mut *tx)
+                .await?;
+            if let Some(quote) = quote {
+                let claimed = sqlx::query("UPDATE quotes SET transaction_id = $1, used_at = $2 WHERE id = $3 AND account = $4 AND memo = $5 AND transaction_id IS NULL AND expires_at > $2")
                     .bind(&row.id)
-                    .bind(&row.status)
-                    .bind(actor)
                     .bind(row.started_at)
+                    .bind(quote.id)
+                    .bind(quote.account)
+                    .bind(quote.memo)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !claimed {
+                    tx.rollback().await?;
+                    return Ok(Inserted::QuoteUnavailable);
+                }
             }
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(inserted)
+            Ok::<_, sqlx::Error>(Inserted::Stored)
         })?;
         Ok(inserted)
     }

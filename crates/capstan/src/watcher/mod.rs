@@ -739,6 +739,7 @@ pub async fn fund(
         row.status_message = None;
     })
     .map_err(|e| hold(Reason::NotAwaitingPayment, e.to_string()))?;
+    let next = crate::sep38::sep31::settle_funding(anchor, p, t, next).await?;
     let callback_body = next
         .callback_url
         .as_ref()
