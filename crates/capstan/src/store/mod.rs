@@ -26,9 +26,9 @@ pub use customers::{CustomerRow, Erased, FieldRow, FieldWrite};
 pub use files::FileRow;
 pub use payments::{BatchWritten, Funding, PaymentFilter, PaymentRecord, PaymentRow, Resolved};
 pub use payouts::{Claimed, PayoutRow, RoundEnd, RoundWritten, SimulatedPayout};
+pub use quotes::QuoteRow;
 pub use stream_leases::StreamLease;
 pub(crate) use transactions::statement_chunks;
-pub use quotes::QuoteRow;
 pub use transactions::{
     EventRow, Inserted, QuoteClaim, TransactionFilter, TransactionRow, TransitionError,
     TransitionWrite, prepare_transition,
