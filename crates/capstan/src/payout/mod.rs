@@ -38,9 +38,10 @@ pub async fn run_executor(
     let Some(_) = &anchor.rails else { return };
     let owner = format!("executor-{}", uuid::Uuid::new_v4());
     loop {
-        // A full batch means more may be waiting: go on without sleeping.
+        // A pass that took anything may have left more waiting (a full batch, or one
+        // shared with another executor that won the rest): go on without sleeping.
         let done = execute_batch(&anchor, &owner, Some(&stopped)).await;
-        if done < BATCH as usize {
+        if done == 0 {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 _ = anchor.payout_wake.notified() => {}
@@ -360,7 +361,10 @@ async fn end_with(
         match anchor.store.end_round(payout, &round_end, actor).await {
             Ok(RoundWritten::Done) => {
                 tracing::info!(transaction = %id, status = %to, "payout round done");
-                anchor.outbox_wake.notify_one();
+                // Only a queued callback needs the sender: its claim takes the write lock.
+                if body.is_some() {
+                    anchor.outbox_wake.notify_one();
+                }
                 if matches!(outcome, Outcome::NeedsCustomerInfo { .. }) {
                     for customer in [&current.sender_id, &current.receiver_id]
                         .into_iter()
