@@ -213,7 +213,7 @@ fn funding_payment(t: &TransactionRow, now: i64) -> PaymentRecord {
 async fn a_payment_batch_is_written_whole_or_not_at_all(store: &Store) {
     store.migrate().await.unwrap();
     let now = capstan::store::unix_now();
-    // 70 rows: a chunk of 64, then smaller ones.
+    // 70 rows: four chunks of 16, then smaller ones.
     let mut rows = Vec::new();
     for i in 0..70 {
         let row = pending_transaction(i, now);

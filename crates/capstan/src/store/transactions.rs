@@ -103,13 +103,15 @@ pub struct TransitionWrite<'a> {
     pub callback_body: Option<&'a str>,
 }
 
-/// Splits `items` into runs of 64, 16, 4 and 1, largest first. A batch is written with a
-/// few multi-row statements instead of one per row, and these sizes keep the number of
-/// distinct statement texts small: sqlx prepares and caches one statement per text.
+/// Splits `items` into runs of 16, 4 and 1, largest first. A batch is written with a few
+/// multi-row statements instead of one per row, and these sizes keep the number of distinct
+/// statement texts small: sqlx prepares and caches one statement per text. Not larger: a
+/// statement of 64 rows (over 1,000 parameters) took PostgreSQL about 28 ms, ten times the
+/// time of four statements of 16, and was no faster on SQLite.
 pub(crate) fn statement_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = items;
     std::iter::from_fn(move || {
-        let size = [64, 16, 4, 1].into_iter().find(|s| *s <= rest.len())?;
+        let size = [16, 4, 1].into_iter().find(|s| *s <= rest.len())?;
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
         Some(chunk)
