@@ -68,6 +68,7 @@ fn transaction() -> TransactionRow {
         updated_at: 1_700_000_000,
         completed_at: None,
         expires_at: Some(1_700_086_400),
+        conversion: None,
     }
 }
 

@@ -133,6 +133,7 @@ fn pending_sender(
         updated_at: now,
         completed_at: None,
         expires_at: Some(now + 86_400),
+        conversion: None,
     }
 }
 

@@ -145,6 +145,7 @@ fn new_row(rng: &mut Rng, n: usize, status: Status) -> TransactionRow {
         updated_at: now,
         completed_at: None,
         expires_at: Some(now + 3600),
+        conversion: None,
     }
 }
 

@@ -161,6 +161,7 @@ fn pending_transaction(i: usize, now: i64) -> TransactionRow {
         updated_at: now,
         completed_at: None,
         expires_at: Some(now + 3600),
+        conversion: None,
     }
 }
 

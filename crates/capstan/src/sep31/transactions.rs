@@ -207,19 +207,10 @@ pub async fn post_transaction(
         )));
     }
     let mut amount_out = amount_string(amount_out);
-    if let Some(c) = &conversion {
-        let fee_object = match &c.quote {
-            Some(quote) => {
-                amount_out = quote.amount_out.clone();
-                quote.fee.clone()
-            }
-            None => crate::sep38::sep31::fee_object(
-                asset,
-                fee,
-                serde_json::from_str(&fee_details).unwrap_or_default(),
-            ),
-        };
-        fee_details = c.column(fee_object);
+    // A quote's amounts and fee parts are the ones it was quoted with.
+    if let Some(quote) = conversion.as_ref().and_then(|c| c.quote.as_ref()) {
+        amount_out = quote.amount_out.clone();
+        fee_details = quote.fee_details.to_string();
     }
     let now = unix_now();
     // Ready to be paid once every customer it needs is known and ACCEPTED (they were
@@ -258,14 +249,18 @@ pub async fn post_transaction(
         paid: false,
         version: 0,
         callback_url: None,
+        conversion: conversion.as_ref().map(|c| c.conversion.column()),
         started_at: now,
         updated_at: now,
         completed_at: None,
         expires_at: Some(now + anchor.config.sep31.payment_timeout_secs as i64),
     };
     // A quoted transaction expires with its quote (SEP31-42).
-    if let Some(quote) = conversion.as_ref().and_then(|c| c.quote.as_ref()) {
-        row.expires_at = row.expires_at.map(|at| at.min(quote.expires_at));
+    if let Some(quote_expires_at) = conversion
+        .as_ref()
+        .and_then(|c| c.conversion.quote_expires_at)
+    {
+        row.expires_at = row.expires_at.map(|at| at.min(quote_expires_at));
     }
     if awaiting_kyc {
         row.status = Status::PendingReceiver.as_str().into();

@@ -1,14 +1,13 @@
 //! SEP-31 transactions that convert: a `quote_id` (a firm price) or a `destination_asset`
 //! (an indicative price, taken when the payment arrives).
 //!
-//! A converting transaction keeps its terms in its `fee_details` column, as a JSON object
-//! (a plain transaction keeps the array of fee parts there): the `fee` object
-//! (`{"total", "asset", "details"}`), `amount_in_asset`, `amount_out_asset`, and with a quote
-//! `quote_id` and `quote_expires_at`, the off-chain asset's `decimals` and the `price`
-//! (the quote's, or without a quote the one taken when the payment arrived).
+//! A converting transaction keeps its terms in its `conversion` column ([`Conversion`]);
+//! its fee is stored as any transaction's (`amount_fee`, and the parts in `fee_details`),
+//! a quoted transaction's being the quote's.
 
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::quote::owned_quote;
 use super::rates::{RateKind, RateRequest};
@@ -21,13 +20,38 @@ use crate::store::{QuoteClaim, TransactionRow, iso_time};
 use crate::watcher::matching::{Decision, Reason};
 use crate::watcher::source::IncomingPayment;
 
+/// The SEP-38 terms of a converting transaction, as its `conversion` column keeps them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversion {
+    /// The Stellar asset received, as SEP-38 names it (`stellar:USDC:G...`).
+    pub amount_in_asset: String,
+    /// The off-chain asset paid out (`iso4217:BRL`).
+    pub amount_out_asset: String,
+    /// Decimal places of the off-chain asset: amounts out are rounded down to them.
+    pub decimals: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_expires_at: Option<i64>,
+    /// The price of one unit out, in the asset in: the quote's, or without a quote the
+    /// indicative price taken when the payment arrived (none before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
+}
+
+impl Conversion {
+    /// The column's text.
+    pub fn column(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// What a converting `POST /transactions` stores.
 #[derive(Debug, Clone)]
 pub struct PostConversion {
     /// With a quote: its fee and buy amount, and when it expires.
     pub quote: Option<QuotedTerms>,
-    /// The terms as the `fee_details` column keeps them, but for the fee (see [`terms_json`]).
-    pub terms: Map<String, Value>,
+    pub conversion: Conversion,
     /// The owner the quote must still have when it is used.
     pub account: String,
     pub memo: String,
@@ -38,8 +62,8 @@ pub struct QuotedTerms {
     pub id: String,
     pub amount_fee: Decimal,
     pub amount_out: String,
-    pub fee: Value,
-    pub expires_at: i64,
+    /// The quote's fee parts (`fee.details`), as the `fee_details` column keeps them.
+    pub fee_details: Value,
 }
 
 impl PostConversion {
@@ -50,30 +74,11 @@ impl PostConversion {
             memo: &self.memo,
         })
     }
-
-    /// The `fee_details` column of the new transaction, with the fee it was charged.
-    pub fn column(&self, fee: Value) -> String {
-        let mut terms = self.terms.clone();
-        terms.insert("fee".into(), fee);
-        Value::Object(terms).to_string()
-    }
-}
-
-/// The fee object of a transaction that does not convert.
-pub fn fee_object(asset: &ReceiveAsset, total: Decimal, details: Value) -> Value {
-    let mut fee = json!({ "total": amount_string(total), "asset": stellar_id(asset) });
-    if details.as_array().is_some_and(|d| !d.is_empty()) {
-        fee["details"] = details;
-    }
-    fee
 }
 
 /// The conversion terms of a stored transaction, if it converts.
-pub fn terms_of(row: &TransactionRow) -> Option<Map<String, Value>> {
-    match serde_json::from_str::<Value>(&row.fee_details) {
-        Ok(Value::Object(terms)) if terms.contains_key("amount_out_asset") => Some(terms),
-        _ => None,
-    }
+pub fn conversion_of(row: &TransactionRow) -> Option<Conversion> {
+    serde_json::from_str(row.conversion.as_deref()?).ok()
 }
 
 /// Checks the SEP-38 part of a `POST /transactions` (SEP31-21..23): `None` when the
@@ -151,23 +156,26 @@ pub async fn post_conversion(
             .and_then(Value::as_str)
             .and_then(|t| t.parse::<Decimal>().ok())
             .ok_or_else(|| ApiError::Internal(format!("quote {id} has no fee total")))?;
-        let mut terms = Map::new();
-        terms.insert("amount_in_asset".into(), json!(quote.sell_asset));
-        terms.insert("amount_out_asset".into(), json!(quote.buy_asset));
-        terms.insert("quote_id".into(), json!(quote.id));
-        terms.insert("quote_expires_at".into(), json!(quote.expires_at));
-        terms.insert("price".into(), json!(quote.price));
-        let decimals = config.asset(&quote.buy_asset).map_or(2, |a| a.decimals);
-        terms.insert("decimals".into(), json!(decimals));
+        let price = quote
+            .price
+            .parse::<Decimal>()
+            .map_err(|_| ApiError::Internal(format!("quote {id} has no price")))?;
+        let conversion = Conversion {
+            amount_in_asset: quote.sell_asset.clone(),
+            amount_out_asset: quote.buy_asset.clone(),
+            decimals: config.asset(&quote.buy_asset).map_or(2, |a| a.decimals),
+            quote_id: Some(quote.id.clone()),
+            quote_expires_at: Some(quote.expires_at),
+            price: Some(price),
+        };
         return Ok(Some(PostConversion {
             quote: Some(QuotedTerms {
                 id: quote.id,
                 amount_fee,
                 amount_out: quote.buy_amount,
-                fee,
-                expires_at: quote.expires_at,
+                fee_details: fee.get("details").cloned().unwrap_or_else(|| json!([])),
             }),
-            terms,
+            conversion,
             account,
             memo,
         }));
@@ -223,38 +231,35 @@ pub async fn post_conversion(
             client_id: Some(session.sub.clone()),
         })
         .await?;
-    let mut terms = Map::new();
-    terms.insert("amount_in_asset".into(), json!(sell_asset));
-    terms.insert("amount_out_asset".into(), json!(offchain.asset));
-    terms.insert("decimals".into(), json!(offchain.decimals));
     Ok(Some(PostConversion {
         quote: None,
-        terms,
+        conversion: Conversion {
+            amount_in_asset: sell_asset,
+            amount_out_asset: offchain.asset.clone(),
+            decimals: offchain.decimals,
+            quote_id: None,
+            quote_expires_at: None,
+            price: None,
+        },
         account,
         memo,
     }))
 }
 
 /// The SEP-38 keys of `GET /transactions/:id` for a converting transaction: the assets,
-/// `fee_details` with its asset, `quote_id`; no `amount_out` before an indicative price
-/// is taken.
+/// the fee's asset, `quote_id`; no `amount_out` before an indicative price is taken.
 pub fn render(row: &TransactionRow, t: &mut Value) {
-    let Some(terms) = terms_of(row) else {
+    let Some(c) = conversion_of(row) else {
         return;
     };
-    for key in ["amount_in_asset", "amount_out_asset", "quote_id"] {
-        if let Some(v) = terms.get(key) {
-            t[key] = v.clone();
-        }
+    t["amount_in_asset"] = json!(c.amount_in_asset);
+    t["amount_out_asset"] = json!(c.amount_out_asset);
+    t["amount_fee_asset"] = json!(c.amount_in_asset);
+    t["fee_details"]["asset"] = json!(c.amount_in_asset);
+    if let Some(id) = &c.quote_id {
+        t["quote_id"] = json!(id);
     }
-    if let Some(fee) = terms.get("fee") {
-        t["fee_details"] = fee.clone();
-        if let Some(asset) = fee.get("asset") {
-            t["amount_fee_asset"] = asset.clone();
-        }
-    }
-    if !terms.contains_key("quote_id")
-        && !terms.contains_key("price")
+    if c.price.is_none()
         && let Some(map) = t.as_object_mut()
     {
         map.remove("amount_out");
@@ -266,9 +271,8 @@ pub fn render(row: &TransactionRow, t: &mut Value) {
 /// the off-chain asset's decimals; `None` for a transaction that does not convert (or has
 /// no price yet).
 pub fn converted_amount_out(row: &TransactionRow, left: Decimal) -> Option<String> {
-    let terms = terms_of(row)?;
-    let price: Decimal = terms.get("price")?.as_str()?.parse().ok()?;
-    let decimals = terms.get("decimals").and_then(Value::as_u64).unwrap_or(2) as u32;
+    let c = conversion_of(row)?;
+    let (price, decimals) = (c.price?, c.decimals);
     if price.is_zero() {
         return None;
     }
@@ -283,8 +287,8 @@ pub fn converted_amount_out(row: &TransactionRow, left: Decimal) -> Option<Strin
 /// When a transaction that becomes payable now must be paid by: its quote's expiry, if it
 /// has a quote and that comes first (SEP31-42).
 pub fn payment_deadline(row: &TransactionRow, default: i64) -> i64 {
-    terms_of(row)
-        .and_then(|t| t.get("quote_expires_at").and_then(Value::as_i64))
+    conversion_of(row)
+        .and_then(|c| c.quote_expires_at)
         .map_or(default, |q| q.min(default))
 }
 
@@ -299,13 +303,13 @@ pub async fn settle_funding(
     t: &TransactionRow,
     next: TransactionRow,
 ) -> Result<TransactionRow, Decision> {
-    let Some(terms) = terms_of(t) else {
+    let Some(conversion) = conversion_of(t) else {
         return Ok(next);
     };
-    if let Some(expires_at) = terms.get("quote_expires_at").and_then(Value::as_i64) {
+    if let Some(expires_at) = conversion.quote_expires_at {
         return quoted_funding(p, t, next, expires_at);
     }
-    indicative_funding(anchor, t, next, terms).await
+    indicative_funding(anchor, t, next, conversion).await
 }
 
 /// A quoted transaction's funding: at the quoted amounts, or held.
@@ -354,28 +358,18 @@ async fn indicative_funding(
     anchor: &AppState,
     t: &TransactionRow,
     mut next: TransactionRow,
-    mut terms: Map<String, Value>,
+    mut conversion: Conversion,
 ) -> Result<TransactionRow, Decision> {
     let hold = |reason, detail: String| Decision::Hold { reason, detail };
-    let sell_asset = terms
-        .get("amount_in_asset")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let buy_asset = terms
-        .get("amount_out_asset")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let decimals = terms.get("decimals").and_then(Value::as_u64).unwrap_or(2) as u32;
+    let (sell_asset, buy_asset) = (&conversion.amount_in_asset, &conversion.amount_out_asset);
     let amount_in: Decimal = next.amount_in.parse().unwrap_or_default();
     let fee: Decimal = next.amount_fee.parse().unwrap_or_default();
     let price = anchor
         .rates
         .rate(&RateRequest {
             kind: RateKind::Indicative,
-            sell_asset: &sell_asset,
-            buy_asset: &buy_asset,
+            sell_asset,
+            buy_asset,
             sell_amount: Some(amount_in),
             buy_amount: None,
             buy_delivery_method: Some(&t.funding_method),
@@ -391,7 +385,7 @@ async fn indicative_funding(
             )
         })?;
     let amount_out = ((amount_in - fee) / price)
-        .round_dp_with_strategy(decimals, RoundingStrategy::ToZero)
+        .round_dp_with_strategy(conversion.decimals, RoundingStrategy::ToZero)
         .normalize();
     if amount_out <= Decimal::ZERO {
         return Err(hold(
@@ -402,23 +396,9 @@ async fn indicative_funding(
             ),
         ));
     }
-    // The watcher recomputes the fee parts (as an array) when the amount differs.
-    let details = match serde_json::from_str::<Value>(&next.fee_details) {
-        Ok(Value::Array(parts)) => Value::Array(parts),
-        _ => terms
-            .get("fee")
-            .and_then(|f| f.get("details"))
-            .cloned()
-            .unwrap_or(Value::Array(vec![])),
-    };
-    let mut fee_json = json!({ "total": next.amount_fee, "asset": sell_asset });
-    if details.as_array().is_some_and(|d| !d.is_empty()) {
-        fee_json["details"] = details;
-    }
-    terms.insert("fee".into(), fee_json);
-    terms.insert("price".into(), json!(amount_string(price)));
+    conversion.price = Some(price);
     next.amount_out = amount_string(amount_out);
-    next.fee_details = Value::Object(terms).to_string();
+    next.conversion = Some(conversion.column());
     Ok(next)
 }
 
@@ -427,13 +407,14 @@ mod tests {
     use super::*;
 
     fn quoted_row() -> TransactionRow {
-        let terms = json!({
-            "amount_in_asset": "stellar:USDC:G",
-            "amount_out_asset": "iso4217:BRL",
-            "quote_id": "q",
-            "quote_expires_at": 1_000,
-            "fee": {"total": "1", "asset": "stellar:USDC:G"},
-        });
+        let conversion = Conversion {
+            amount_in_asset: "stellar:USDC:G".into(),
+            amount_out_asset: "iso4217:BRL".into(),
+            decimals: 2,
+            quote_id: Some("q".into()),
+            quote_expires_at: Some(1_000),
+            price: None,
+        };
         TransactionRow {
             id: "t".into(),
             sending_anchor: "G".into(),
@@ -445,7 +426,7 @@ mod tests {
             amount_in: "100".into(),
             amount_fee: "1".into(),
             amount_out: "544.55".into(),
-            fee_details: terms.to_string(),
+            fee_details: json!([{"name": "service", "amount": "1"}]).to_string(),
             sender_id: None,
             receiver_id: None,
             stellar_account_id: None,
@@ -466,6 +447,7 @@ mod tests {
             updated_at: 0,
             completed_at: None,
             expires_at: Some(1_000),
+            conversion: Some(conversion.column()),
         }
     }
 
@@ -538,10 +520,9 @@ mod tests {
         let mut t = quoted_row();
         // Without a price (an indicative transaction not paid yet): nothing to convert.
         assert_eq!(converted_amount_out(&t, Decimal::from(50)), None);
-        let mut terms = terms_of(&t).unwrap();
-        terms.insert("price".into(), json!("0.18"));
-        terms.insert("decimals".into(), json!(2));
-        t.fee_details = Value::Object(terms).to_string();
+        let mut c = conversion_of(&t).unwrap();
+        c.price = Some("0.18".parse().unwrap());
+        t.conversion = Some(c.column());
         assert_eq!(
             converted_amount_out(&t, Decimal::from(50)).as_deref(),
             Some("277.77")
@@ -556,14 +537,16 @@ mod tests {
             Some("544.55")
         );
         let mut plain = quoted_row();
-        plain.fee_details = "[]".into();
+        plain.conversion = None;
         assert_eq!(converted_amount_out(&plain, Decimal::from(50)), None);
     }
 
     #[test]
     fn an_indicative_transaction_shows_no_amount_out_before_its_price() {
         let mut t = quoted_row();
-        t.fee_details = json!({"amount_in_asset": "stellar:USDC:G", "amount_out_asset": "iso4217:BRL", "decimals": 2, "fee": {"total": "1", "asset": "stellar:USDC:G"}}).to_string();
+        let mut c = conversion_of(&t).unwrap();
+        (c.quote_id, c.quote_expires_at) = (None, None);
+        t.conversion = Some(c.column());
         let mut body = json!({"amount_out": "99", "fee_details": {}});
         render(&t, &mut body);
         assert!(body.get("amount_out").is_none());

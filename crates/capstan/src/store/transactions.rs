@@ -38,6 +38,8 @@ pub struct TransactionRow {
     pub updated_at: i64,
     pub completed_at: Option<i64>,
     pub expires_at: Option<i64>,
+    /// A converting transaction's SEP-38 terms, as JSON (`sep38::sep31::Conversion`).
+    pub conversion: Option<String>,
 }
 
 impl TransactionRow {
@@ -88,7 +90,7 @@ pub enum TransitionError {
     Store(#[from] StoreError),
 }
 
-pub(super) const COLUMNS: &str = "id, sending_anchor, status, status_message, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, sender_id, receiver_id, stellar_account_id, stellar_memo_type, stellar_memo, refund_memo, refund_memo_type, fields, required_info_message, required_info_updates, stellar_transaction_id, external_transaction_id, refunds, paid, version, callback_url, started_at, updated_at, completed_at, expires_at";
+pub(super) const COLUMNS: &str = "id, sending_anchor, status, status_message, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, sender_id, receiver_id, stellar_account_id, stellar_memo_type, stellar_memo, refund_memo, refund_memo_type, fields, required_info_message, required_info_updates, stellar_transaction_id, external_transaction_id, refunds, paid, version, callback_url, started_at, updated_at, completed_at, expires_at, conversion";
 
 /// How often a transition re-reads a row that changed under it before giving up.
 const CAS_ATTEMPTS: usize = 8;
@@ -132,7 +134,7 @@ macro_rules! write_transitions {
         let mut written = true;
         for chunk in $crate::store::statement_chunks(writes) {
             let mut update = sqlx::QueryBuilder::new(
-                "UPDATE transactions SET status = v.column3, status_message = v.column4, amount_in = v.column5, amount_fee = v.column6, amount_out = v.column7, fee_details = v.column8, stellar_account_id = v.column9, stellar_memo_type = v.column10, stellar_memo = v.column11, required_info_message = v.column12, required_info_updates = v.column13, stellar_transaction_id = v.column14, external_transaction_id = v.column15, refunds = v.column16, paid = v.column17, version = v.column18, updated_at = v.column19, completed_at = v.column20, expires_at = v.column21, sender_id = v.column22, receiver_id = v.column23, fields = v.column24 FROM (",
+                "UPDATE transactions SET status = v.column3, status_message = v.column4, amount_in = v.column5, amount_fee = v.column6, amount_out = v.column7, fee_details = v.column8, stellar_account_id = v.column9, stellar_memo_type = v.column10, stellar_memo = v.column11, required_info_message = v.column12, required_info_updates = v.column13, stellar_transaction_id = v.column14, external_transaction_id = v.column15, refunds = v.column16, paid = v.column17, version = v.column18, updated_at = v.column19, completed_at = v.column20, expires_at = v.column21, sender_id = v.column22, receiver_id = v.column23, fields = v.column24, conversion = v.column25 FROM (",
             );
             update.push_values(chunk, |mut row, w| {
                 let (current, next) = (w.current, w.next);
@@ -159,7 +161,8 @@ macro_rules! write_transitions {
                     .push_bind(next.expires_at)
                     .push_bind(&next.sender_id)
                     .push_bind(&next.receiver_id)
-                    .push_bind(&next.fields);
+                    .push_bind(&next.fields)
+                    .push_bind(&next.conversion);
             });
             update.push(") AS v WHERE transactions.id = v.column1 AND transactions.version = v.column2");
             let changed = update.build().execute(&mut *$tx).await?.rows_affected();
@@ -275,8 +278,8 @@ impl Store {
         }
         let inserted = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let inserted = sqlx::query("INSERT INTO transactions (id, sending_anchor, status, status_message, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, sender_id, receiver_id, stellar_account_id, stellar_memo_type, stellar_memo, refund_memo, refund_memo_type, fields, required_info_message, required_info_updates, stellar_transaction_id, external_transaction_id, refunds, paid, version, callback_url, started_at, updated_at, completed_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) ON CONFLICT DO NOTHING")
+            let inserted = sqlx::query("INSERT INTO transactions (id, sending_anchor, status, status_message, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, sender_id, receiver_id, stellar_account_id, stellar_memo_type, stellar_memo, refund_memo, refund_memo_type, fields, required_info_message, required_info_updates, stellar_transaction_id, external_transaction_id, refunds, paid, version, callback_url, started_at, updated_at, completed_at, expires_at, conversion) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) ON CONFLICT DO NOTHING")
                 .bind(&row.id)
                 .bind(&row.sending_anchor)
                 .bind(&row.status)
@@ -308,6 +311,7 @@ impl Store {
                 .bind(row.updated_at)
                 .bind(row.completed_at)
                 .bind(row.expires_at)
+                .bind(&row.conversion)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()

@@ -214,6 +214,7 @@ mod tests {
             updated_at: 0,
             completed_at: None,
             expires_at: None,
+            conversion: None,
         }
     }
 
