@@ -192,6 +192,7 @@ mod tests {
             updated_at: now,
             completed_at: None,
             expires_at: None,
+            conversion: None,
         };
         assert!(store.insert_transaction(&row, "example").await.unwrap());
         store

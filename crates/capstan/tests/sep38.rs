@@ -29,6 +29,8 @@ on_both_backends! {
     quotes_required_refuses_a_transaction_without_one => quotes_required_refuses_a_transaction_without_one_sqlite, quotes_required_refuses_a_transaction_without_one_postgres;
     quotes_are_for_sending_anchors_only => quotes_are_for_sending_anchors_only_sqlite, quotes_are_for_sending_anchors_only_postgres;
     prices_come_from_the_business_server => prices_come_from_the_business_server_sqlite, prices_come_from_the_business_server_postgres;
+    firm_quotes_hold_their_amount_in_reserve_until_they_expire => firm_quotes_hold_their_amount_in_reserve_until_they_expire_sqlite, firm_quotes_hold_their_amount_in_reserve_until_they_expire_postgres;
+    quotes_asked_at_once_never_promise_more_than_the_liquidity => quotes_asked_at_once_never_promise_more_than_the_liquidity_sqlite, quotes_asked_at_once_never_promise_more_than_the_liquidity_postgres;
 }
 
 /// EUR at 1.1 USDC and BRL at 0.18 USDC, plus a 1% spread: prices 1.111 and 0.1818. The
@@ -876,6 +878,124 @@ async fn an_expired_quote_is_refused_and_expires_its_transaction(db: Option<Stri
     assert!(t.get("stellar_transaction_id").is_none(), "{t}");
     // Both quotes stay readable after they expire.
     for q in [&used, &kept] {
+        let (status, read) = get(
+            &w,
+            &format!("/sep38/quote/{}", q["id"].as_str().unwrap()),
+            Some(&w.token),
+        )
+        .await;
+        assert_eq!((status, &read), (200, q));
+    }
+}
+
+// ---- SEP38-09: a firm quote's amount is held in reserve --------------------------------------
+
+/// The world of [`SEP38`] with 1,000 BRL of liquidity for firm quotes.
+async fn liquidity_world(db: Option<String>) -> World {
+    let toml = SEP38.replace(
+        "rates = { USDC = \"0.18\" }",
+        "rates = { USDC = \"0.18\" }\nliquidity = \"1000\"",
+    );
+    assert_ne!(toml, SEP38);
+    world_with(db, "", &toml).await
+}
+
+/// A firm quote for `buy_amount` BRL, as the world's sending anchor.
+async fn brl_quote(w: &World, buy_amount: &str) -> (u16, Value) {
+    post(
+        w,
+        "/sep38/quote",
+        Some(&w.token),
+        json!({
+            "sell_asset": usdc_id(w),
+            "buy_asset": "iso4217:BRL",
+            "buy_amount": buy_amount,
+            "buy_delivery_method": "SWIFT",
+            "context": "sep31",
+        }),
+    )
+    .await
+}
+
+async fn firm_quotes_hold_their_amount_in_reserve_until_they_expire(db: Option<String>) {
+    let w = liquidity_world(db).await;
+    let (status, first) = brl_quote(&w, "600").await;
+    assert_eq!(status, 201, "{first}");
+    // A quote used by a transaction still holds its amount until it expires.
+    let (status, created) = post(
+        &w,
+        "/sep31/transactions",
+        Some(&w.token),
+        json!({
+            "amount": first["sell_amount"],
+            "asset_code": "USDC",
+            "funding_method": "SWIFT",
+            "quote_id": first["id"],
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, body) = brl_quote(&w, "600").await;
+    assert_error(status, &body, 400, "400 is left");
+    assert!(
+        body["error"].as_str().unwrap().contains("600 iso4217:BRL"),
+        "{body}"
+    );
+    // More than the whole liquidity is refused outright.
+    let (status, body) = brl_quote(&w, "1000.01").await;
+    assert_error(status, &body, 400, "cannot promise 1000.01 iso4217:BRL");
+    // Indicative prices promise nothing and are not limited.
+    let (status, price) = get_query(
+        &w,
+        "/sep38/price",
+        &[
+            ("sell_asset", usdc_id(&w).as_str()),
+            ("buy_asset", "iso4217:BRL"),
+            ("buy_amount", "600"),
+            ("buy_delivery_method", "SWIFT"),
+            ("context", "sep31"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{price}");
+    // What is left can be promised, to the last cent, and then nothing more.
+    let (status, second) = brl_quote(&w, "400").await;
+    assert_eq!(status, 201, "{second}");
+    let (status, body) = brl_quote(&w, "0.01").await;
+    assert_error(status, &body, 400, "0 is left");
+    // Once the first quotes expire, their amounts can be promised again.
+    let expires = chrono::DateTime::parse_from_rfc3339(second["expires_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    let wait = expires - chrono::Utc::now().timestamp() + 1;
+    tokio::time::sleep(Duration::from_secs(wait.max(0) as u64)).await;
+    let (status, third) = brl_quote(&w, "1000").await;
+    assert_eq!(status, 201, "{third}");
+    assert_eq!(dec(&third["buy_amount"]), Decimal::from(1000));
+}
+
+async fn quotes_asked_at_once_never_promise_more_than_the_liquidity(db: Option<String>) {
+    let w = liquidity_world(db).await;
+    // 24 quotes of 100 BRL at once against 1,000: exactly 10 are issued, whatever the
+    // interleaving of their database transactions.
+    let asked = (0..24).map(|_| brl_quote(&w, "100"));
+    let answers = futures_util::future::join_all(asked).await;
+    let issued: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, body)| body)
+        .collect();
+    for (status, body) in &answers {
+        assert!(*status == 201 || *status == 400, "{status} {body}");
+        if *status == 400 {
+            assert_error(*status, body, 400, "is left");
+        }
+    }
+    assert_eq!(issued.len(), 10, "{answers:?}");
+    let promised: Decimal = issued.iter().map(|q| dec(&q["buy_amount"])).sum();
+    assert_eq!(promised, Decimal::from(1000));
+    // Every issued quote is stored and readable by its owner.
+    for q in issued {
         let (status, read) = get(
             &w,
             &format!("/sep38/quote/{}", q["id"].as_str().unwrap()),

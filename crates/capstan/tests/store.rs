@@ -362,3 +362,68 @@ async fn unreachable_database_is_a_clear_error() {
         "{error}"
     );
 }
+
+/// Two transactions as migration 0008 left them: a converting one, whose SEP-38 terms were
+/// an object in `fee_details` (the fee inside it), and a plain one.
+const BEFORE_0009: &str = "INSERT INTO transactions (id, sending_anchor, status, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, started_at, updated_at) VALUES \
+    ('quoted', 'G', 'pending_sender', 'USDC', 'G', 'PIX', '100', '1', '544.55', '{\"amount_in_asset\":\"stellar:USDC:G\",\"amount_out_asset\":\"iso4217:BRL\",\"quote_id\":\"q\",\"quote_expires_at\":1000,\"price\":\"0.1818\",\"decimals\":2,\"fee\":{\"total\":\"1\",\"asset\":\"stellar:USDC:G\",\"details\":[{\"name\":\"service\",\"amount\":\"1\"}]}}', 1, 1), \
+    ('indicative', 'G', 'pending_sender', 'USDC', 'G', 'PIX', '100', '1', '99', '{\"amount_in_asset\":\"stellar:USDC:G\",\"amount_out_asset\":\"iso4217:BRL\",\"decimals\":2,\"fee\":{\"total\":\"1\",\"asset\":\"stellar:USDC:G\"}}', 1, 1), \
+    ('plain', 'G', 'pending_sender', 'USDC', 'G', 'PIX', '100', '1', '99', '[{\"name\":\"service\",\"amount\":\"1\"}]', 1, 1)";
+
+/// Migration 0009 moves a converting transaction's terms out of `fee_details` into
+/// `conversion`, leaving there the array of fee parts; a plain transaction is untouched.
+async fn conversions_move_to_their_own_column(store: Store) {
+    store.migrate().await.unwrap();
+    let quoted = store.transaction("quoted").await.unwrap().unwrap();
+    // Compared as JSON: PostgreSQL's jsonb writes it with spaces.
+    let parts: serde_json::Value = serde_json::from_str(&quoted.fee_details).unwrap();
+    assert_eq!(
+        parts,
+        serde_json::json!([{"name": "service", "amount": "1"}])
+    );
+    let terms: serde_json::Value =
+        serde_json::from_str(quoted.conversion.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        terms,
+        serde_json::json!({"amount_in_asset": "stellar:USDC:G", "amount_out_asset": "iso4217:BRL", "quote_id": "q", "quote_expires_at": 1000, "price": "0.1818", "decimals": 2})
+    );
+    let indicative = store.transaction("indicative").await.unwrap().unwrap();
+    assert_eq!(indicative.fee_details, "[]");
+    assert!(indicative.conversion.is_some());
+    let plain = store.transaction("plain").await.unwrap().unwrap();
+    assert_eq!(plain.fee_details, r#"[{"name":"service","amount":"1"}]"#);
+    assert_eq!(plain.conversion, None);
+}
+
+#[tokio::test]
+async fn conversions_move_to_their_own_column_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let options = url
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .unwrap()
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate!("./migrations/sqlite")
+        .run_to(8, &pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(BEFORE_0009).execute(&pool).await.unwrap();
+    pool.close().await;
+    conversions_move_to_their_own_column(Store::connect(&url, 2).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn conversions_move_to_their_own_column_postgres() {
+    let Some(url) = common::postgres_url("conversions_move_to_their_own_column").await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::migrate!("./migrations/postgres")
+        .run_to(8, &pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(BEFORE_0009).execute(&pool).await.unwrap();
+    pool.close().await;
+    conversions_move_to_their_own_column(Store::connect(&url, 2).await.unwrap()).await;
+}

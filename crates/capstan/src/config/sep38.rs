@@ -41,7 +41,12 @@ struct OffchainSection {
     /// the spread.
     #[serde(default)]
     rates: BTreeMap<String, toml::Value>,
+    liquidity: Option<toml::Value>,
 }
+
+/// The largest `liquidity` an asset may have: reservations are summed as integers of
+/// 10^-7 units, and this keeps every sum far inside an i64.
+pub const MAX_LIQUIDITY: i64 = 100_000_000_000;
 
 /// Where prices come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -71,6 +76,10 @@ pub struct OffchainAsset {
     pub delivery_methods: Vec<DeliveryMethod>,
     /// Stellar asset code -> configured price of one unit (before the spread).
     pub rates: BTreeMap<String, Decimal>,
+    /// The most of this asset that unexpired firm quotes may promise at once (SEP38-09): a
+    /// quote that would take the reserved total above it is refused until others expire.
+    /// None: no limit.
+    pub liquidity: Option<Decimal>,
 }
 
 #[derive(Debug, Clone)]
@@ -230,12 +239,26 @@ pub(super) fn validate_sep38(
                 "must give the price of one unit in at least one Stellar asset (like USDC = \"0.18\") with sep38.rates = \"fixed\"",
             ));
         }
+        let liquidity = match &a.liquidity {
+            None => None,
+            Some(v) => {
+                let d = positive_decimal(&key("liquidity"), v)?;
+                if d > Decimal::from(MAX_LIQUIDITY) {
+                    return Err(key_err(
+                        &key("liquidity"),
+                        format!("must be at most {MAX_LIQUIDITY}"),
+                    ));
+                }
+                Some(d)
+            }
+        };
         offchain.push(OffchainAsset {
             asset: id,
             decimals,
             country_codes: a.country_codes,
             delivery_methods,
             rates: asset_rates,
+            liquidity,
         });
     }
     for code in &section.quotes_required {
@@ -293,6 +316,11 @@ mod tests {
         assert_eq!(brl.decimals, 2);
         assert_eq!(brl.rates["USDC"], "0.18".parse().unwrap());
         assert_eq!(brl.delivery_methods[0].name, "PIX");
+        assert_eq!(brl.liquidity, None);
+        let c =
+            Config::from_parts(&format!("{BRL}liquidity = \"250000.50\"\n"), Vec::new()).unwrap();
+        let brl = c.sep38.asset("iso4217:BRL").unwrap();
+        assert_eq!(brl.liquidity, Some("250000.5".parse().unwrap()));
     }
 
     #[test]
@@ -338,6 +366,12 @@ mod tests {
             (
                 &format!("[sep38]\nspread_percent = \"100\"\n{BRL}"),
                 "sep38.spread_percent",
+            ),
+            (&format!("{BRL}liquidity = \"0\"\n"), "liquidity"),
+            (&format!("{BRL}liquidity = 1.5\n"), "liquidity"),
+            (
+                &format!("{BRL}liquidity = \"1000000000000\"\n"),
+                "liquidity",
             ),
             (
                 "[sep38]\nquotes_required = [\"USDC\"]\n",

@@ -7,6 +7,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Value, json};
 
 use super::PriceParams;
@@ -16,7 +18,7 @@ use crate::anchor::AppState;
 use crate::http::{ApiError, FormOrJson, PathSegment, Session};
 use crate::sep31::SendingAnchor;
 use crate::sep31::amounts::amount_string;
-use crate::store::{QuoteRow, iso_time, unix_now};
+use crate::store::{QuoteRow, Reserved, iso_time, unix_now};
 
 /// The owner of a quote: the account and the memo ("" for none) of a session.
 pub fn owner(session: &Session) -> (String, String) {
@@ -121,9 +123,47 @@ pub async fn post_quote(
         transaction_id: None,
         used_at: None,
     };
-    anchor.store.insert_quote(&row).await?;
+    reserve(&anchor, &row, p.buy_amount).await?;
     tracing::info!(quote = %row.id, sell = %row.sell_asset, buy = %row.buy_asset, "SEP-38 quote issued");
     Ok((StatusCode::CREATED, Json(quote_json(&row))))
+}
+
+/// 10^-7 units of an amount: how reservations are summed.
+fn units(amount: Decimal) -> Option<i64> {
+    (amount * Decimal::from(10_000_000)).trunc().to_i64()
+}
+
+fn unit_amount(units: i64) -> Decimal {
+    Decimal::new(units, 7).normalize()
+}
+
+/// Stores a firm quote, holding its buy amount in reserve until it expires (SEP38-09):
+/// with a `liquidity` configured for the asset, a quote that would take the amount promised
+/// by unexpired quotes past it is a 400 that says how much is left and until when to wait.
+async fn reserve(anchor: &AppState, row: &QuoteRow, buy_amount: Decimal) -> Result<(), ApiError> {
+    let liquidity = anchor
+        .config
+        .sep38
+        .asset(&row.buy_asset)
+        .and_then(|a| a.liquidity);
+    let too_much = |available: Decimal| {
+        ApiError::bad_request(format!(
+            "this anchor cannot promise {} {} now: {} is left for firm quotes until earlier quotes expire",
+            amount_string(buy_amount),
+            row.buy_asset,
+            amount_string(available.max(Decimal::ZERO)),
+        ))
+    };
+    let limit = liquidity.and_then(units);
+    let Some(amount_units) = units(buy_amount).filter(|u| limit.is_none_or(|l| *u <= l)) else {
+        return Err(too_much(liquidity.unwrap_or_default()));
+    };
+    match anchor.store.insert_quote(row, amount_units, limit).await? {
+        Reserved::Stored => Ok(()),
+        Reserved::Short { reserved } => {
+            Err(too_much(unit_amount(limit.unwrap_or_default() - reserved)))
+        }
+    }
 }
 
 /// The quote `id` if `session` owns it; another's is a 404 exactly like an unknown id.

@@ -26,7 +26,7 @@ pub use customers::{CustomerRow, Erased, FieldRow, FieldWrite};
 pub use files::FileRow;
 pub use payments::{BatchWritten, Funding, PaymentFilter, PaymentRecord, PaymentRow, Resolved};
 pub use payouts::{Claimed, PayoutRow, RoundEnd, RoundWritten, SimulatedPayout};
-pub use quotes::QuoteRow;
+pub use quotes::{QuoteRow, Reserved};
 pub use stream_leases::StreamLease;
 pub(crate) use transactions::statement_chunks;
 pub use transactions::{
