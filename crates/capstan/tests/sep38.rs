@@ -440,6 +440,7 @@ async fn a_price_follows_the_formulas_and_the_request_rules(db: Option<String>) 
             vec![("sell_amount", "10".into()), ("context", "sep24".into())],
             "not one of sep6, sep31",
         ),
+        // SEP38-07 on /price: an off-chain asset with two methods needs one named.
         (
             vec![
                 ("sell_amount", "10".into()),
@@ -629,6 +630,7 @@ async fn a_firm_quote_belongs_to_its_account_and_expires_within_bounds(db: Optio
             with("buy_amount", json!("5")),
             "exactly one of sell_amount or buy_amount",
         ),
+        // SEP38-07: the off-chain asset lists two methods, so one must be named.
         (
             without("buy_delivery_method"),
             "buy_delivery_method is required",
