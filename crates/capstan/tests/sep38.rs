@@ -880,14 +880,15 @@ async fn an_expired_quote_is_refused_and_expires_its_transaction(db: Option<Stri
     assert!(t.get("stellar_transaction_id").is_none(), "{t}");
     // Both quotes stay readable after they expire.
     for q in [&used, &kept] {
-        let (status, read) = get(
-            &w,
-            &format!("/sep38/quote/{}", q["id"].as_str().unwrap()),
-            Some(&w.token),
-        )
-        .await;
-        assert_eq!((status, &read), (200, q));
+        assert_readable_by_owner(&w, q).await;
     }
+}
+
+/// `GET /quote/:id` answers the quote exactly as it was issued.
+async fn assert_readable_by_owner(w: &World, quote: &Value) {
+    let path = format!("/sep38/quote/{}", quote["id"].as_str().unwrap());
+    let (status, read) = get(w, &path, Some(&w.token)).await;
+    assert_eq!((status, &read), (200, quote));
 }
 
 // ---- SEP38-09: a firm quote's amount is held in reserve --------------------------------------
@@ -998,13 +999,7 @@ async fn quotes_asked_at_once_never_promise_more_than_the_liquidity(db: Option<S
     assert_eq!(promised, Decimal::from(1000));
     // Every issued quote is stored and readable by its owner.
     for q in issued {
-        let (status, read) = get(
-            &w,
-            &format!("/sep38/quote/{}", q["id"].as_str().unwrap()),
-            Some(&w.token),
-        )
-        .await;
-        assert_eq!((status, &read), (200, q));
+        assert_readable_by_owner(&w, q).await;
     }
 }
 

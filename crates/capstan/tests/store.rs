@@ -395,6 +395,16 @@ async fn conversions_move_to_their_own_column(store: Store) {
     assert_eq!(plain.conversion, None);
 }
 
+/// The database at `url` as migration 0008 left it, holding [`BEFORE_0009`].
+macro_rules! database_before_0009 {
+    ($pool:expr, $migrations:literal) => {{
+        let pool = $pool;
+        sqlx::migrate!($migrations).run_to(8, &pool).await.unwrap();
+        sqlx::raw_sql(BEFORE_0009).execute(&pool).await.unwrap();
+        pool.close().await;
+    }};
+}
+
 #[tokio::test]
 async fn conversions_move_to_their_own_column_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -403,13 +413,10 @@ async fn conversions_move_to_their_own_column_sqlite() {
         .parse::<sqlx::sqlite::SqliteConnectOptions>()
         .unwrap()
         .create_if_missing(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    sqlx::migrate!("./migrations/sqlite")
-        .run_to(8, &pool)
-        .await
-        .unwrap();
-    sqlx::raw_sql(BEFORE_0009).execute(&pool).await.unwrap();
-    pool.close().await;
+    database_before_0009!(
+        sqlx::SqlitePool::connect_with(options).await.unwrap(),
+        "./migrations/sqlite"
+    );
     conversions_move_to_their_own_column(Store::connect(&url, 2).await.unwrap()).await;
 }
 
@@ -418,12 +425,9 @@ async fn conversions_move_to_their_own_column_postgres() {
     let Some(url) = common::postgres_url("conversions_move_to_their_own_column").await else {
         return;
     };
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::migrate!("./migrations/postgres")
-        .run_to(8, &pool)
-        .await
-        .unwrap();
-    sqlx::raw_sql(BEFORE_0009).execute(&pool).await.unwrap();
-    pool.close().await;
+    database_before_0009!(
+        sqlx::PgPool::connect(&url).await.unwrap(),
+        "./migrations/postgres"
+    );
     conversions_move_to_their_own_column(Store::connect(&url, 2).await.unwrap()).await;
 }
