@@ -3,42 +3,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::FakeHorizon;
+use common::process::{Keep, Process, capstan_in, free_port};
 use serde_json::json;
 use stellar::{Keypair, Network};
 
-const BIN: &str = env!("CARGO_BIN_EXE_capstan");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn capstan(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir);
-    // The child must not see the test runner's own CAPSTAN_* settings.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAPSTAN_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
+    capstan_in(dir)
 }
 
 struct Served {
-    child: Child,
+    process: Process,
     url: String,
-    /// Everything printed on stdout, complete once the process has exited.
-    banner: std::thread::JoinHandle<Vec<String>>,
 }
 
 impl Served {
@@ -46,48 +25,19 @@ impl Served {
     /// waits until it answers.
     async fn start(dir: &Path, horizon: &str) -> Served {
         let port = free_port();
-        let mut child = capstan(dir)
-            .arg("serve")
+        let mut cmd = capstan(dir);
+        cmd.arg("serve")
             .env("CAPSTAN_SERVER_LISTEN", format!("127.0.0.1:{port}"))
-            .env("CAPSTAN_STELLAR_HORIZON_URL", horizon)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let banner = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
-        });
+            .env("CAPSTAN_STELLAR_HORIZON_URL", horizon);
+        let mut process = Process::spawn(cmd, Keep::Stdout);
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{url}/health")).await
-                && r.status() == 200
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "capstan serve did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Served { child, url, banner }
+        process.wait_healthy(&url).await;
+        Served { process, url }
     }
 
-    /// Stops it with SIGTERM, checks it exits cleanly, and returns what it printed.
-    fn stop(mut self) -> String {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "capstan exits cleanly on SIGTERM: {status}"
-        );
-        self.banner.join().unwrap().join("\n")
+    /// Stops it with SIGTERM, checks it exits cleanly, and returns its banner.
+    async fn stop(self) -> String {
+        self.process.stop().await
     }
 
     async fn signing_key(&self) -> String {
@@ -146,7 +96,7 @@ async fn serve_without_configuration_is_a_working_development_anchor() {
         .unwrap();
     assert!(token["token"].as_str().is_some(), "{token}");
 
-    let banner = served.stop();
+    let banner = served.stop().await;
     assert!(
         banner.contains("listening on http://127.0.0.1:"),
         "{banner}"
@@ -161,7 +111,7 @@ async fn serve_without_configuration_is_a_working_development_anchor() {
     // A restart keeps the same identity.
     let again = Served::start(dir.path(), &horizon.url).await;
     assert_eq!(again.signing_key().await, signing_key);
-    again.stop();
+    again.stop().await;
 }
 
 #[tokio::test]
@@ -195,7 +145,7 @@ async fn init_writes_a_configuration_that_serves() {
     let horizon = FakeHorizon::start().await;
     let served = Served::start(dir.path(), &horizon.url).await;
     assert_eq!(served.signing_key().await, expected_key);
-    let banner = served.stop();
+    let banner = served.stop().await;
     assert!(banner.contains("config:      capstan.toml"), "{banner}");
     assert!(!banner.contains("generated:"), "{banner}");
 }

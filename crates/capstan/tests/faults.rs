@@ -22,19 +22,19 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use capstan::store::{PaymentFilter, Store};
 use common::callbacks::Recorder;
+use common::process::{BIN, command, free_port, terminate};
 use fake_horizon::{Asset, FakeHorizon, Memo, Op, Tx};
 use serde_json::{Value, json};
 use stellar::{Keypair, Network};
 use tokio::net::{TcpListener, TcpStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_capstan");
 const STATUSES: [&str; 3] = ["pending_receiver", "pending_external", "completed"];
 
 fn setting(name: &str, default: u64) -> u64 {
@@ -46,14 +46,6 @@ fn setting(name: &str, default: u64) -> u64 {
 
 fn random_below(n: u64) -> u64 {
     u64::from_le_bytes(stellar::random_bytes::<8>()) % n.max(1)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ---- the processes ----------------------------------------------------------------------------
@@ -70,13 +62,7 @@ impl Replica {
     fn start(&mut self) {
         // CAPSTAN_FAULTS_BIN: a copy of the binary, for a long run beside ongoing builds.
         let bin = std::env::var("CAPSTAN_FAULTS_BIN").unwrap_or_else(|_| BIN.to_owned());
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(&self.dir);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CAPSTAN_") {
-                cmd.env_remove(key);
-            }
-        }
+        let mut cmd = command(&bin, &self.dir);
         // Each start appends to the replica's log, kept in the run's directory (and shown
         // with CAPSTAN_FAULTS_LOGS=<dir>).
         let log = std::fs::OpenOptions::new()
@@ -113,22 +99,9 @@ impl Replica {
         let Some(mut child) = self.child.take() else {
             return true;
         };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        terminate(&mut child, Duration::from_secs(30))
+            .await
+            .is_some_and(|status| status.success())
     }
 }
 

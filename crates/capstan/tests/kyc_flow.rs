@@ -5,35 +5,24 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::Method;
 use common::callbacks::{self, Recorder};
+use common::process::{Keep, Process, capstan_in, free_port};
 use common::{FakeHorizon, json_of};
 use serde_json::{Value, json};
 use stellar::{Keypair, Network, PublicKey};
 
-const BIN: &str = env!("CARGO_BIN_EXE_capstan");
 const ADMIN_KEY: &str = "flow-admin-key-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `capstan serve` with a configuration file; stopped (and checked to exit cleanly) by
 /// [`Served::stop`], killed if the test panics first.
 struct Served {
-    child: Option<Child>,
+    process: Process,
     url: String,
     admin_url: String,
-    stderr: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
 impl Served {
@@ -50,70 +39,21 @@ impl Served {
              [admin]\nlisten = \"127.0.0.1:{admin_port}\"\napi_key = \"{ADMIN_KEY}\"\n"
         );
         std::fs::write(dir.join("anchor.toml"), config).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(dir);
-        // The child must not see the test runner's own CAPSTAN_* settings.
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CAPSTAN_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
-            .args(["--config", "anchor.toml", "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = std::thread::spawn(move || {
-            BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
-        });
-        let mut served = Served {
-            child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
+        let mut cmd = capstan_in(dir);
+        cmd.args(["--config", "anchor.toml", "serve"]);
+        let mut process = Process::spawn(cmd, Keep::Stderr);
+        let url = format!("http://127.0.0.1:{port}");
+        process.wait_healthy(&url).await;
+        Served {
+            process,
+            url,
             admin_url: format!("http://127.0.0.1:{admin_port}"),
-            stderr: Some(log),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/health", served.url)).await
-                && r.status() == 200
-            {
-                break;
-            }
-            if let Some(status) = served.child.as_mut().unwrap().try_wait().unwrap() {
-                let log = served.stderr.take().unwrap().join().unwrap().join("\n");
-                panic!("capstan serve exited with {status}:\n{log}");
-            }
-            assert!(Instant::now() < deadline, "capstan serve did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        served
     }
 
     /// SIGTERM, then a clean exit.
-    fn stop(mut self) {
-        let mut child = self.child.take().unwrap();
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap();
-        let status = child.wait().unwrap();
-        let log = self.stderr.take().unwrap().join().unwrap().join("\n");
-        assert!(status.success(), "capstan exits cleanly: {status}\n{log}");
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    async fn stop(self) {
+        self.process.stop().await;
     }
 }
 
@@ -433,5 +373,5 @@ async fn sending_anchor_registers_customers_and_hears_the_operators_decision() {
     assert_eq!(status, 200);
     wallet.stays_at(1, Duration::from_secs(3)).await;
 
-    served.stop();
+    served.stop().await;
 }

@@ -5,25 +5,19 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use capstan::store::{Store, TransactionFilter};
+use common::process::{capstan_in, terminate};
 use common::world::world;
 use fake_horizon::{Memo, Op, Tx};
 
-const BIN: &str = env!("CARGO_BIN_EXE_capstan");
 const N: usize = 300;
 
 fn execute(dir: &Path) -> Child {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAPSTAN_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.args(["--config", "execute.toml", "execute", "--interval", "1"])
+    capstan_in(dir)
+        .args(["--config", "execute.toml", "execute", "--interval", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -141,12 +135,10 @@ async fn a_killed_executor_pays_each_transaction_once() {
         assert_eq!(paid, 1, "transaction {id}");
     }
 
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(second.id().to_string())
-        .status()
-        .unwrap();
-    let status = second.wait().unwrap();
-    assert!(status.success(), "capstan execute exits cleanly: {status}");
+    let status = terminate(&mut second, Duration::from_secs(60)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "capstan execute exits cleanly: {status:?}"
+    );
     store.close().await;
 }

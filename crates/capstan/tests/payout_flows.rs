@@ -11,13 +11,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::callbacks::{Recorder, verified};
+use common::process::{Keep, Process, capstan_in, free_port};
 use common::{json_of, on_both_backends};
 use fake_horizon::FakeHorizon;
 use serde_json::{Value, json};
@@ -28,7 +26,6 @@ use stellar_xdr::{
     TransactionEnvelope, TransactionExt, TransactionV1Envelope, Uint256, WriteXdr,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_capstan");
 const ADMIN_KEY: &str = "payout-flows-admin-key-0123";
 /// The longest any step may take.
 const WITHIN: Duration = Duration::from_secs(20);
@@ -52,110 +49,12 @@ on_both_backends! {
 
 // ---- the anchor: `capstan serve` as a child process ---------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `capstan serve` with a configuration file; stopped (and checked to exit cleanly) by
-/// [`Served::stop`], killed if the test panics first (its log is printed then).
-struct Served {
-    child: Option<Child>,
-    stderr: Option<std::thread::JoinHandle<Vec<String>>>,
-}
-
-impl Served {
-    fn spawn(dir: &Path) -> Served {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(dir);
-        // The child must not see the test runner's own CAPSTAN_* settings.
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CAPSTAN_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
-            .args(["--config", "anchor.toml", "serve"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("capstan serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = std::thread::spawn(move || {
-            BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
-        });
-        Served {
-            child: Some(child),
-            stderr: Some(log),
-        }
-    }
-
-    fn log(&mut self) -> String {
-        self.stderr
-            .take()
-            .map(|log| log.join().unwrap_or_default().join("\n"))
-            .unwrap_or_default()
-    }
-
-    /// Panics (with the log) if the process has exited.
-    fn check_running(&mut self) {
-        if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-            let log = self.log();
-            panic!("capstan serve exited with {status}:\n{log}");
-        }
-    }
-
-    /// SIGTERM, then a clean exit. Waited for without blocking the runtime, which also runs
-    /// the fake Horizon the anchor may still be talking to.
-    async fn stop(mut self) {
-        let mut child = self.child.take().unwrap();
-        let killed = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let deadline = Instant::now() + WITHIN;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("capstan serve did not stop on SIGTERM:\n{}", self.log());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let log = self.log();
-        assert!(status.success(), "capstan exits cleanly: {status}\n{log}");
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-            if std::thread::panicking() {
-                eprintln!("---- capstan serve's log ----\n{}", self.log());
-            }
-        }
-    }
-}
-
 /// The receiving anchor under test: USDC (fixed fee 1) received at a fresh distribution
 /// account, the watcher on a fake Horizon, the simulated rails with every trigger amount,
 /// SEP-12's default sep31-sender and sep31-receiver types with automatic review, and the
 /// admin API. Its signing key and endpoints are learnt from stellar.toml, as a client does.
 struct Anchor {
-    served: Served,
+    served: Process,
     horizon: FakeHorizon,
     http: reqwest::Client,
     admin_url: String,
@@ -199,20 +98,12 @@ impl Anchor {
             horizon = horizon.url(),
         );
         std::fs::write(dir.path().join("anchor.toml"), config).unwrap();
-        let mut served = Served::spawn(dir.path());
+        let mut cmd = capstan_in(dir.path());
+        cmd.args(["--config", "anchor.toml", "serve"]);
+        let mut served = Process::spawn(cmd, Keep::Stderr);
         let url = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = http.get(format!("{url}/health")).send().await
-                && r.status() == 200
-            {
-                break;
-            }
-            served.check_running();
-            assert!(Instant::now() < deadline, "capstan serve did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        served.wait_healthy(&url).await;
 
         // Discovery: everything a client needs comes from stellar.toml.
         let text = http

@@ -7,16 +7,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use capstan::store::{PaymentFilter, Store};
+use common::process::{capstan_in, terminate};
 use common::{AppOptions, TestApp, json_of};
 use fake_horizon::{Asset, FakeHorizon, Memo, Op, Tx};
 use serde_json::json;
 use stellar::Keypair;
 
-const BIN: &str = env!("CARGO_BIN_EXE_capstan");
 const PAYMENTS: usize = 400;
 
 fn assets_toml(issuer: &str, distribution: &str) -> String {
@@ -28,14 +28,8 @@ fn assets_toml(issuer: &str, distribution: &str) -> String {
 }
 
 fn watch(dir: &Path) -> Child {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CAPSTAN_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.args(["--config", "watch.toml", "watch"])
+    capstan_in(dir)
+        .args(["--config", "watch.toml", "watch"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -223,13 +217,11 @@ async fn a_killed_replica_is_replaced_and_nothing_is_lost_or_doubled() {
 
     // SIGTERM: each watcher finishes its batch and exits cleanly.
     for child in [&mut other, &mut restarted] {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap();
-        let status = child.wait().unwrap();
-        assert!(status.success(), "capstan watch exits cleanly: {status}");
+        let status = terminate(child, Duration::from_secs(60)).await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "capstan watch exits cleanly: {status:?}"
+        );
     }
     store.close().await;
 }

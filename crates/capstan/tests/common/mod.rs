@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod callbacks;
+pub mod process;
 pub mod world;
 
 use std::collections::HashMap;
