@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use capstan::config::ReceiveAsset;
 use capstan::sep31::integration::{Fee, FeePart, Fees, PostRejection, PostRequest, Sep31Receiver};
-use common::{AppOptions, TestApp, json_of};
+use common::{AppOptions, TestApp, json_of, on_both_backends};
 use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
@@ -216,15 +216,6 @@ async fn integrations_decide(db: Option<String>) {
     );
 }
 
-#[tokio::test]
-async fn integrations_decide_sqlite() {
-    integrations_decide(None).await;
-}
-
-#[tokio::test]
-async fn integrations_decide_postgres() {
-    let Some(url) = common::postgres_url("integrations_decide").await else {
-        return;
-    };
-    integrations_decide(Some(url)).await;
+on_both_backends! {
+    integrations_decide => integrations_decide_sqlite, integrations_decide_postgres;
 }

@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::on_both_backends;
 use common::world::{World, g, world, world_on, world_toml};
 use common::{AppOptions, TestApp, json_of};
+use common::{on_both_backends, on_both_databases};
 use fake_horizon::{Asset, FakeHorizon, Memo, Op, Tx};
 use serde_json::{Value, json};
 use stellar::{ClientAccount, Keypair};
@@ -23,6 +23,11 @@ on_both_backends! {
     dropped_streams_and_errors_lose_and_double_nothing => dropped_streams_and_errors_lose_and_double_nothing_sqlite, dropped_streams_and_errors_lose_and_double_nothing_postgres;
     the_operator_attaches_or_refunds_held_payments => the_operator_attaches_or_refunds_held_payments_sqlite, the_operator_attaches_or_refunds_held_payments_postgres;
     short_payments_can_be_accepted_by_configuration => short_payments_can_be_accepted_by_configuration_sqlite, short_payments_can_be_accepted_by_configuration_postgres;
+}
+
+on_both_databases! {
+    two_watchers_record_each_payment_once => two_watchers_record_each_payment_once_sqlite, two_watchers_record_each_payment_once_postgres;
+    replicas_stream_an_account_one_at_a_time => replicas_stream_an_account_one_at_a_time_sqlite, replicas_stream_an_account_one_at_a_time_postgres;
 }
 
 /// payment, both path payments, a muxed destination carrying the id, and a fee bump: each
@@ -907,24 +912,6 @@ async fn two_watchers_record_each_payment_once(db: String) {
     w.app.running.shutdown().await;
 }
 
-#[tokio::test]
-async fn two_watchers_record_each_payment_once_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    two_watchers_record_each_payment_once(format!(
-        "sqlite://{}",
-        dir.path().join("two.db").display()
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn two_watchers_record_each_payment_once_postgres() {
-    let Some(url) = common::postgres_url("two_watchers").await else {
-        return;
-    };
-    two_watchers_record_each_payment_once(url).await;
-}
-
 /// The state of each stream a process shows in `/health`.
 fn stream_state(app: &TestApp) -> String {
     let streams = app.running.anchor.streams.snapshot();
@@ -1065,24 +1052,6 @@ async fn replicas_stream_an_account_one_at_a_time(db: String) {
     let store = capstan::store::Store::connect(&db, 1).await.unwrap();
     let (_, until) = store.stream_owner(&distribution).await.unwrap().unwrap();
     assert_eq!(until, 0);
-}
-
-#[tokio::test]
-async fn replicas_stream_an_account_one_at_a_time_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    replicas_stream_an_account_one_at_a_time(format!(
-        "sqlite://{}",
-        dir.path().join("replicas.db").display()
-    ))
-    .await;
-}
-
-#[tokio::test]
-async fn replicas_stream_an_account_one_at_a_time_postgres() {
-    let Some(url) = common::postgres_url("replicas_stream").await else {
-        return;
-    };
-    replicas_stream_an_account_one_at_a_time(url).await;
 }
 
 #[tokio::test]

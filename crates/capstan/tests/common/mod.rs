@@ -309,6 +309,29 @@ macro_rules! on_both_backends {
 #[allow(unused_imports)]
 pub(crate) use on_both_backends;
 
+/// Like [`on_both_backends!`], for tests that need the database URL itself (several
+/// processes or apps on one database): on SQLite a file in a fresh temporary directory.
+#[allow(unused_macros)]
+macro_rules! on_both_databases {
+    ($($name:ident => $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().unwrap();
+            $name(format!("sqlite://{}", dir.path().join("capstan.db").display())).await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            let Some(url) = crate::common::postgres_url(stringify!($name)).await else {
+                return;
+            };
+            $name(url).await;
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_databases;
+
 // ---- PostgreSQL ----------------------------------------------------------------------
 
 /// A fresh schema in the test PostgreSQL, or `None` (with a printed notice) when
