@@ -4,6 +4,7 @@
 //! stellar.toml SIGNING_KEY), retried with exponential backoff, and kept in the database
 //! until it is delivered or given up on, so a restart loses none.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use base64::Engine;
@@ -52,8 +53,9 @@ pub fn signed_host(url: &url::Url) -> String {
 /// public network; loopback, private and link-local hosts only with
 /// `callbacks.allow_private` (the default on test networks, never on the public network
 /// unless configured); and never this server itself, so a client cannot make the anchor
-/// POST to its own endpoints or into its own network. (A name that resolves to such an
-/// address is not caught here; keep outgoing traffic filtered at the network edge too.)
+/// POST to its own endpoints or into its own network. A name that resolves to such an
+/// address passes this check, but not the sender: without `allow_private` it connects only
+/// to the public addresses a name resolves to ([`PublicOnly`]).
 #[derive(Debug, Clone)]
 pub struct CallbackPolicy {
     pub https_only: bool,
@@ -116,27 +118,62 @@ impl CallbackPolicy {
 
 fn internal_host(url: &url::Url) -> bool {
     match url.host() {
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                // 100.64.0.0/10, carrier-grade NAT: not reachable from the internet either.
-                || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
-        }
-        Some(url::Host::Ipv6(ip)) => {
+        Some(url::Host::Ipv4(ip)) => internal_ip(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => internal_ip(IpAddr::V6(ip)),
+        Some(url::Host::Domain(_)) => false,
+        None => true,
+    }
+}
+
+/// Loopback, private, link-local, unspecified or carrier-grade NAT: an address inside the
+/// anchor's own network rather than on the internet.
+fn internal_ip(ip: IpAddr) -> bool {
+    let v4 = |ip: Ipv4Addr| {
+        ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            // 100.64.0.0/10, carrier-grade NAT: not reachable from the internet either.
+            || (ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64)
+    };
+    match ip {
+        IpAddr::V4(ip) => v4(ip),
+        IpAddr::V6(ip) => {
             ip.is_loopback()
                 || ip.is_unspecified()
                 || ip.is_unique_local()
                 || ip.is_unicast_link_local()
-                || ip.to_ipv4_mapped().is_some_and(|v4| {
-                    v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
-                })
+                || ip.to_ipv4_mapped().is_some_and(v4)
         }
-        Some(url::Host::Domain(_)) => false,
-        None => true,
     }
+}
+
+/// The callback sender's resolver when private hosts are not allowed: it connects only to
+/// the public addresses a name resolves to. The URL check at registration sees only the
+/// name; this catches a name that resolves into the anchor's network, then or later (DNS
+/// rebinding), at the moment of connecting.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let public = public_addrs(&host, resolved.collect())?;
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+fn public_addrs(host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, String> {
+    let public: Vec<SocketAddr> = addrs.into_iter().filter(|a| !internal_ip(a.ip())).collect();
+    if public.is_empty() {
+        return Err(format!(
+            "{host} resolves only to loopback, private or link-local addresses (callbacks.allow_private is off)"
+        ));
+    }
+    Ok(public)
 }
 
 /// The delay before attempt `attempts + 1`, after `attempts` failures.
@@ -150,12 +187,14 @@ pub fn backoff_secs(attempts: i64) -> i64 {
 /// The delivery loop. It sends what is due, sleeps until woken or a second passes, and
 /// now and then looks for customer status changes no request reported.
 pub async fn run(anchor: AppState, mut stopped: watch::Receiver<bool>) {
-    let http = match reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("capstan/", env!("CARGO_PKG_VERSION")))
         .timeout(SEND_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+        .redirect(reqwest::redirect::Policy::none());
+    if !anchor.config.callbacks_allow_private {
+        builder = builder.dns_resolver(PublicOnly);
+    }
+    let http = match builder.build() {
         Ok(http) => http,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the callback HTTP client; callbacks are not sent");
@@ -328,6 +367,38 @@ mod tests {
         }
         assert!(strict.check("http://100.128.0.1/cb").is_ok());
         assert!(strict.check("https://wallet.example/cb").is_ok());
+    }
+
+    #[test]
+    fn only_public_addresses_of_a_name_are_connected_to() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            public_addrs("x", vec![addr("10.0.0.5:0"), addr("203.0.113.9:0")]),
+            Ok(vec![addr("203.0.113.9:0")])
+        );
+        for internal in [
+            "127.0.0.1:0",
+            "192.168.1.1:0",
+            "169.254.169.254:0",
+            "[::1]:0",
+            "[fd12::1]:0",
+            "[::ffff:10.0.0.1]:0",
+        ] {
+            let e = public_addrs("rebound.example", vec![addr(internal)]).unwrap_err();
+            assert!(e.contains("rebound.example resolves only to"), "{e}");
+        }
+    }
+
+    /// A name that resolves to this machine (here through /etc/hosts) is not connected to.
+    #[tokio::test]
+    async fn the_resolver_refuses_a_name_of_this_machine() {
+        use reqwest::dns::Resolve;
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let error = match PublicOnly.resolve(name).await {
+            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(e) => e.to_string(),
+        };
+        assert!(error.contains("resolves only to"), "{error}");
     }
 
     #[test]
