@@ -156,6 +156,8 @@ struct ServerSection {
     auth_rate_limit_per_minute: Option<u32>,
     #[serde(default, deserialize_with = "lenient::opt")]
     auth_rate_limit_loopback: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::list")]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -323,6 +325,8 @@ pub struct Config {
     pub auth_rate_limit_per_minute: u32,
     /// Whether clients on loopback addresses are held to that limit too.
     pub auth_rate_limit_loopback: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`server.trusted_proxies`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Whether callback URLs may name loopback, private or link-local hosts
     /// (`callbacks.allow_private`; default: no on the public network, yes on test networks).
     pub callbacks_allow_private: bool,
@@ -712,6 +716,18 @@ impl Config {
             ),
             auth_rate_limit_per_minute: server.auth_rate_limit_per_minute.unwrap_or(60),
             auth_rate_limit_loopback: server.auth_rate_limit_loopback.unwrap_or(false),
+            trusted_proxies: server
+                .trusted_proxies
+                .iter()
+                .map(|p| {
+                    p.trim().parse().map_err(|_| {
+                        key_err(
+                            "server.trusted_proxies",
+                            format!("{p:?} is not an IP address"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             callbacks_allow_private: callbacks.allow_private.unwrap_or(!network.is_public()),
             network,
             horizon_url,

@@ -970,6 +970,33 @@ async fn auth_is_rate_limited_per_client_address() {
     }
 }
 
+/// Behind a trusted reverse proxy each client has its own bucket, named by the address the
+/// proxy appended to X-Forwarded-For; what a client forges to the left of it, or sends to
+/// the server directly, changes nothing.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_is_limited() {
+    let app = spawn(
+        None,
+        "[server]\nauth_rate_limit_per_minute = 2\ntrusted_proxies = [\"127.0.0.1\", \"::1\"]\n",
+    )
+    .await;
+    let client = g(&Keypair::random());
+    let challenge = |forwarded_for: &'static str| {
+        app.http
+            .get(format!("{}/auth", app.url))
+            .query(&[("account", client.as_str())])
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+    };
+    for forged in ["1.1.1.1, 203.0.113.7", "2.2.2.2, 203.0.113.7"] {
+        assert_eq!(challenge(forged).await.unwrap().status(), 200);
+    }
+    let (status, body) = json_of(challenge("3.3.3.3, 203.0.113.7").await.unwrap()).await;
+    assert_error(&(status, body), 429, "too many authentication requests");
+    // Another client behind the same proxy has its own bucket.
+    assert_eq!(challenge("198.51.100.9").await.unwrap().status(), 200);
+}
+
 #[test]
 fn limits_have_sane_defaults_and_are_configurable() {
     let config = capstan::Config::from_parts("", Vec::new()).unwrap();
@@ -979,6 +1006,17 @@ fn limits_have_sane_defaults_and_are_configurable() {
     assert_eq!(config.auth_rate_limit_per_minute, 60);
     assert!(!config.auth_rate_limit_loopback);
     assert!(config.callbacks_allow_private, "test networks allow them");
+    assert!(config.trusted_proxies.is_empty());
+    let e = capstan::Config::from_parts(
+        "[server]\ntrusted_proxies = [\"proxy.local\"]\n",
+        Vec::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("server.trusted_proxies") && e.contains("not an IP address"),
+        "{e}"
+    );
 
     let text = "[server]\nmax_body_bytes = 2048\nrequest_timeout_secs = 5\n\
                 auth_rate_limit_per_minute = 0\n[kyc]\nmax_file_bytes = 4096\n\

@@ -41,6 +41,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
                     rate_limit::RateLimiter::new(
                         state.config.auth_rate_limit_per_minute,
                         state.config.auth_rate_limit_loopback,
+                        state.config.trusted_proxies.clone(),
                     ),
                     rate_limit::limit,
                 ),

@@ -8,8 +8,10 @@
 //! one host usually holds whole; loopback clients, usually a reverse proxy on the same
 //! host or local tools, left alone unless `server.auth_rate_limit_loopback` is set).
 //!
-//! The client is the TCP peer. Behind a reverse proxy on another host every request comes
-//! from the proxy's address; limit at the proxy there, and set the limit to 0 here.
+//! The client is the TCP peer, unless the peer is one of `server.trusted_proxies`: then it is
+//! the address that proxy appended to `X-Forwarded-For` (the last one not itself a trusted
+//! proxy). A client can write anything into the header it sends, but not into what the
+//! proxy appends after it, so only the trusted hops are read from the right.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +30,7 @@ const PRUNE_ABOVE: usize = 10_000;
 pub struct RateLimiter {
     per_minute: u32,
     loopback: bool,
+    trusted_proxies: Vec<IpAddr>,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
@@ -38,13 +41,39 @@ struct Bucket {
 }
 
 impl RateLimiter {
-    /// `per_minute` requests per minute per client; 0: no limit.
-    pub fn new(per_minute: u32, loopback: bool) -> Arc<RateLimiter> {
+    /// `per_minute` requests per minute per client; 0: no limit. Behind `trusted_proxies`
+    /// the client is read from `X-Forwarded-For`.
+    pub fn new(per_minute: u32, loopback: bool, trusted_proxies: Vec<IpAddr>) -> Arc<RateLimiter> {
         Arc::new(RateLimiter {
             per_minute,
             loopback,
+            trusted_proxies,
             buckets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Who sent a request that reached this server from `peer`.
+    fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        let Some(header) = forwarded_for else {
+            return peer;
+        };
+        let mut client = peer;
+        for hop in header.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusted_proxies.contains(&ip) {
+                        break;
+                    }
+                }
+                // Not an address: what lies left of it cannot be trusted either.
+                Err(_) => break,
+            }
+        }
+        client
     }
 
     /// Takes one request from `ip`'s bucket: `Ok`, or `Err(seconds until one is left)`.
@@ -108,7 +137,11 @@ pub async fn limit(
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| addr.ip())
         });
-    if let Some(ip) = peer
+    let forwarded_for = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    if let Some(ip) = peer.map(|peer| limiter.client(peer, forwarded_for))
         && let Err(retry_after) = limiter.take(ip, Instant::now())
     {
         tracing::info!(%ip, "SEP-10 rate limit reached");
@@ -131,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_bucket_holds_a_minute_and_refills_at_the_rate() {
-        let limiter = RateLimiter::new(3, false);
+        let limiter = RateLimiter::new(3, false, Vec::new());
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
         let t = Instant::now();
         for _ in 0..3 {
@@ -146,8 +179,42 @@ mod tests {
     }
 
     #[test]
+    fn behind_a_trusted_proxy_the_client_is_the_address_it_appended() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let limiter = RateLimiter::new(1, false, vec![ip("127.0.0.1"), ip("10.0.0.2")]);
+        // Proxy on loopback: the client it names is limited, not exempt as loopback.
+        assert_eq!(
+            limiter.client(ip("127.0.0.1"), Some("203.0.113.7")),
+            ip("203.0.113.7")
+        );
+        // Two trusted hops; whatever the client wrote on the left is ignored.
+        assert_eq!(
+            limiter.client(ip("127.0.0.1"), Some("1.2.3.4, 198.51.100.9 , 10.0.0.2")),
+            ip("198.51.100.9")
+        );
+        assert_eq!(
+            limiter.client(ip("127.0.0.1"), Some("garbage, 198.51.100.9")),
+            ip("198.51.100.9")
+        );
+        assert_eq!(
+            limiter.client(ip("10.0.0.2"), Some("forged")),
+            ip("10.0.0.2")
+        );
+        assert_eq!(limiter.client(ip("127.0.0.1"), None), ip("127.0.0.1"));
+        // From anyone else the header is not read.
+        assert_eq!(
+            limiter.client(ip("203.0.113.50"), Some("198.51.100.9")),
+            ip("203.0.113.50")
+        );
+        let t = Instant::now();
+        let client = limiter.client(ip("127.0.0.1"), Some("203.0.113.7"));
+        assert!(limiter.take(client, t).is_ok());
+        assert!(limiter.take(client, t).is_err());
+    }
+
+    #[test]
     fn ipv6_clients_share_a_64_and_loopback_is_left_alone_unless_asked() {
-        let limiter = RateLimiter::new(1, false);
+        let limiter = RateLimiter::new(1, false, Vec::new());
         let t = Instant::now();
         assert!(limiter.take("2001:db8::1".parse().unwrap(), t).is_ok());
         assert!(limiter.take("2001:db8::2".parse().unwrap(), t).is_err());
@@ -155,11 +222,11 @@ mod tests {
         for _ in 0..5 {
             assert!(limiter.take("127.0.0.1".parse().unwrap(), t).is_ok());
         }
-        let strict = RateLimiter::new(1, true);
+        let strict = RateLimiter::new(1, true, Vec::new());
         assert!(strict.take("127.0.0.1".parse().unwrap(), t).is_ok());
         assert!(strict.take("127.0.0.1".parse().unwrap(), t).is_err());
         assert!(
-            RateLimiter::new(0, true)
+            RateLimiter::new(0, true, Vec::new())
                 .take("::1".parse().unwrap(), t)
                 .is_ok()
         );
