@@ -200,6 +200,8 @@ struct DatabaseSection {
     url: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt")]
     max_connections: Option<u32>,
+    #[serde(default, deserialize_with = "lenient::opt")]
+    connect_wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -343,6 +345,9 @@ pub struct Config {
     pub challenge_request_auth: RequestAuthMode,
     pub database_url: String,
     pub database_max_connections: u32,
+    /// How long a starting process waits for a PostgreSQL server that does not answer yet
+    /// (`database.connect_wait_secs`; 0: not at all).
+    pub database_connect_wait: Duration,
     pub documentation: BTreeMap<String, String>,
     /// Operator TOML appended to the generated stellar.toml.
     pub toml_append: Option<String>,
@@ -741,6 +746,9 @@ impl Config {
             challenge_request_auth: auth.challenge_request_auth.unwrap_or(RequestAuthMode::Off),
             database_url,
             database_max_connections: database.max_connections.unwrap_or(10).max(1),
+            database_connect_wait: Duration::from_secs(
+                database.connect_wait_secs.unwrap_or(60).min(3600),
+            ),
             documentation,
             toml_append: toml.append_file.map(|p| p.display().to_string()),
             assets: validated_assets,

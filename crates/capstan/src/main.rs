@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use capstan::config::{Config, DEFAULT_CONFIG_FILE};
-use capstan::store::{Store, redact_url};
+use capstan::store::redact_url;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -114,7 +114,7 @@ fn init(path: &std::path::Path, force: bool) -> Result<(), String> {
 
 async fn migrate(config: Option<PathBuf>) -> Result<(), String> {
     let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
-    let store = Store::connect(&config.database_url, 1)
+    let store = capstan::server::connect_store(&config, 1)
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;

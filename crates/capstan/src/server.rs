@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use crate::anchor::{Anchor, AppState, StartError};
 use crate::config::Config;
 use crate::kyc::Customers;
-use crate::store::{Store, unix_now};
+use crate::store::{Store, StoreError, unix_now};
 use crate::{admin, http, notify, payout, sep31, watcher};
 
 /// What an embedding binary (or a test) adds to the anchor.
@@ -190,8 +190,31 @@ pub async fn open(config: Config, extensions: Extensions) -> Result<AppState, St
     open_anchor(config, extensions).await
 }
 
+/// Opens the database, waiting up to `database.connect_wait_secs` for a PostgreSQL server
+/// that does not answer yet: replicas and their database often start together, and a
+/// process that gave up at once would only be restarted in a loop by its supervisor. An
+/// SQLite file is opened at once or not at all.
+pub async fn connect_store(config: &Config, max_connections: u32) -> Result<Store, StoreError> {
+    let deadline = tokio::time::Instant::now() + config.database_connect_wait;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match Store::connect(&config.database_url, max_connections).await {
+            Ok(store) => return Ok(store),
+            Err(e)
+                if !config.database_url.starts_with("sqlite:")
+                    && tokio::time::Instant::now() + delay < deadline =>
+            {
+                tracing::warn!(error = %e, retry_in = ?delay, "the database does not answer yet; waiting for it");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 async fn open_anchor(config: Config, extensions: Extensions) -> Result<AppState, StartError> {
-    let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+    let store = connect_store(&config, config.database_max_connections).await?;
     store.migrate().await?;
     Ok(Arc::new(Anchor::new(config, store, extensions).await?))
 }

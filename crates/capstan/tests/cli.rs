@@ -163,6 +163,51 @@ fn migrate_applies_migrations() {
     assert!(dir.path().join("capstan.db").exists());
 }
 
+/// A process started before its PostgreSQL server answers waits for it
+/// (`database.connect_wait_secs`) instead of exiting.
+#[tokio::test]
+async fn migrate_waits_for_a_database_that_is_not_up_yet() {
+    let Some(url) = common::postgres_url("migrate_waits_for_a_database").await else {
+        return;
+    };
+    let mut url = url::Url::parse(&url).unwrap();
+    let database = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    // The database is reached through a port nothing listens on until later.
+    let port = free_port();
+    url.set_port(Some(port)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let child = capstan(dir.path())
+        .arg("migrate")
+        .env("CAPSTAN_DATABASE_URL", url.as_str())
+        .env("CAPSTAN_DATABASE_CONNECT_WAIT_SECS", "60")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Longer than one connection attempt's own timeout (10 s), so the process must retry.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let database = database.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(database).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("waiting for it"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+}
+
 #[test]
 fn bad_configuration_stops_with_one_line_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
