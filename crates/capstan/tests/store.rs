@@ -154,6 +154,7 @@ async fn a_new_customer_is_created_once_with_its_fields(store: &Store) {
             "7",
             "id",
             Some("sep31-sender"),
+            Some(false),
             &writes,
             &[],
         )
@@ -187,6 +188,7 @@ async fn a_new_customer_is_created_once_with_its_fields(store: &Store) {
             "7",
             "id",
             None,
+            None,
             &[field("field_00", "x")],
             &[],
         )
@@ -201,6 +203,39 @@ async fn a_new_customer_is_created_once_with_its_fields(store: &Store) {
     assert_eq!(row.id, "c-new");
     assert_eq!(fields[0].value.as_deref(), Some("value 0"));
     assert!(store.customer_by_id("c-other").await.unwrap().is_none());
+
+    // SEP12-09: the account registered customers with memos, so none without is created;
+    // one registered through a transaction is not the account's user and is.
+    let unshared = store
+        .create_customer("c-unshared", &account, "", "", None, Some(true), &[], &[])
+        .await
+        .unwrap();
+    assert!(unshared.is_none());
+    assert!(store.customer_by_id("c-unshared").await.unwrap().is_none());
+    let other = stellar::Keypair::random().public_key().to_string();
+    store
+        .find_or_create_customer("c-single", &other, "", "")
+        .await
+        .unwrap();
+    let shared = store
+        .create_customer("c-shared", &other, "5", "id", None, Some(false), &[], &[])
+        .await
+        .unwrap();
+    assert!(shared.is_none());
+    let linked = store
+        .create_customer(
+            "c-linked",
+            &other,
+            "tx-1:sender",
+            "transaction",
+            None,
+            None,
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(linked.map(|c| c.id).as_deref(), Some("c-linked"));
 
     // A customer without fields is found, with none.
     let bare = store
@@ -548,4 +583,15 @@ async fn an_in_memory_database_is_one_database() {
     let found = store.customer_by_identity(&account, "").await.unwrap();
     assert_eq!(found.map(|c| c.id).as_deref(), Some("c-memory"));
     store.close().await;
+}
+
+#[tokio::test]
+async fn unreachable_database_is_a_clear_error() {
+    let error = Store::connect("postgres://nobody@127.0.0.1:1/none", 1)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("cannot open database"),
+        "{error}"
+    );
 }

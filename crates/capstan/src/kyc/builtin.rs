@@ -9,7 +9,7 @@ use super::files::FileStore;
 use super::status::{FieldState, customer_info};
 use super::{
     Caller, CustomerInfo, CustomerQuery, CustomerUpdate, Customers, FieldStatus, Identity,
-    KycError, KycResult, Lookup, check_sharing, not_found_for_id,
+    KycError, KycResult, Lookup, check_sharing, not_found_for_id, sharing_conflict,
 };
 use crate::config::{CustomerType, KycConfig, ReviewMode};
 use crate::store::{CustomerRow, FieldRow, FieldWrite, Store};
@@ -219,7 +219,6 @@ impl Customers for BuiltinCustomers {
             let row = match row {
                 Some(row) => row,
                 None => {
-                    check_sharing(&self.store, &update.identity).await?;
                     let identity = &update.identity;
                     let account = identity.account.to_string();
                     let memo_type = identity.memo.as_ref().map_or("", |m| m.kind.as_str());
@@ -231,6 +230,7 @@ impl Customers for BuiltinCustomers {
                             identity.memo_key(),
                             memo_type,
                             update.kind.as_deref(),
+                            sharing_conflict(identity),
                             &writes,
                             &attach,
                         )
@@ -238,7 +238,9 @@ impl Customers for BuiltinCustomers {
                     if let Some(created) = created {
                         return Ok(created.id);
                     }
-                    // Registered by a concurrent PUT meanwhile: these fields go to it.
+                    // Refused for the account's other customers (the error says so), or
+                    // registered by a concurrent PUT meanwhile: these fields go to it.
+                    check_sharing(&self.store, identity).await?;
                     self.store
                         .find_or_create_customer(
                             &uuid::Uuid::new_v4().to_string(),

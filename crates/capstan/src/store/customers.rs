@@ -233,8 +233,10 @@ impl Store {
     }
 
     /// Registers a new customer as (account, memo) with a PUT's fields and files, in one
-    /// database transaction. `None`, writing nothing, when the identity is registered
-    /// already (a concurrent PUT got there first): then find it and save the fields to it.
+    /// database transaction, unless the account has customers of the kind `refuse_if`
+    /// names (as [`Store::account_has_customers`]'s `shared`). `None`, writing nothing,
+    /// when the identity is registered already (a concurrent PUT got there first) or the
+    /// account has such customers: the caller tells which.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_customer(
         &self,
@@ -243,12 +245,22 @@ impl Store {
         memo: &str,
         memo_type: &str,
         kind: Option<&str>,
+        refuse_if: Option<bool>,
         writes: &[FieldWrite],
         attach_files: &[String],
     ) -> StoreResult<Option<CustomerRow>> {
         let now = unix_now();
+        let unless = match refuse_if {
+            None => "",
+            Some(true) => {
+                " WHERE NOT EXISTS (SELECT 1 FROM customers WHERE account = $2 AND memo <> '' AND memo_type <> 'transaction')"
+            }
+            Some(false) => {
+                " WHERE NOT EXISTS (SELECT 1 FROM customers WHERE account = $2 AND memo = '')"
+            }
+        };
         let sql = format!(
-            "INSERT INTO customers (id, account, memo, memo_type, last_type, created_at, updated_at) VALUES ($1, $2, $3, $4, COALESCE($5, ''), $6, $6) ON CONFLICT (account, memo) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
+            "INSERT INTO customers (id, account, memo, memo_type, last_type, created_at, updated_at) SELECT $1, $2, $3, $4, COALESCE($5, ''), $6, $6{unless} ON CONFLICT (account, memo) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
         );
         let created = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
