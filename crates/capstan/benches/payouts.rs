@@ -172,7 +172,9 @@ impl Database {
 async fn count(store: &Store, status: &str) -> usize {
     let sql = "SELECT COUNT(*) FROM transactions WHERE status = $1";
     let n: i64 = match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(sql).bind(status).fetch_one(pool).await,
+        Store::Sqlite { writer: pool, .. } => {
+            sqlx::query_scalar(sql).bind(status).fetch_one(pool).await
+        }
         Store::Postgres(pool) => sqlx::query_scalar(sql).bind(status).fetch_one(pool).await,
     }
     .expect("count transactions");

@@ -690,7 +690,7 @@ fn missing_callbacks(created: &[String], heard: &BTreeMap<String, HashSet<String
 async fn simulated_ledger(store: &Store) -> Vec<(String, String, i64)> {
     let sql = "SELECT idempotency_key, transaction_id, calls FROM simulated_payouts";
     match store {
-        Store::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        Store::Sqlite { writer: pool, .. } => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
         Store::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
     }
 }

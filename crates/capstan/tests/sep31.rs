@@ -525,7 +525,9 @@ async fn stored(app: &TestApp, id: &str) -> TransactionRow {
 async fn count_transactions(store: &Store) -> i64 {
     let sql = "SELECT COUNT(*) FROM transactions";
     match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Store::Sqlite { writer: pool, .. } => {
+            sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+        }
         Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
     }
 }
@@ -534,7 +536,7 @@ async fn count_transactions(store: &Store) -> i64 {
 async fn set_column(store: &Store, column: &str, id: &str, value: i64) {
     let sql = format!("UPDATE transactions SET {column} = $1 WHERE id = $2");
     let n = match store {
-        Store::Sqlite(pool) => sqlx::query(sqlx::AssertSqlSafe(sql))
+        Store::Sqlite { writer: pool, .. } => sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(value)
             .bind(id)
             .execute(pool)

@@ -193,7 +193,7 @@ async fn outbox_bodies(store: &Store, id: &str) -> Vec<String> {
     let sql = "SELECT body FROM callback_outbox WHERE subject = $1 ORDER BY id";
     let subject = format!("transaction:{id}");
     match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(sql)
+        Store::Sqlite { writer: pool, .. } => sqlx::query_scalar(sql)
             .bind(subject)
             .fetch_all(pool)
             .await

@@ -125,6 +125,222 @@ async fn fields_of_an_erased_customer_are_not_written(store: &Store) {
     );
 }
 
+fn field(name: &str, value: &str) -> capstan::store::FieldWrite {
+    capstan::store::FieldWrite {
+        name: name.into(),
+        value: Some(value.into()),
+        file_id: None,
+        status: "ACCEPTED".into(),
+        error: None,
+        verification_code: None,
+    }
+}
+
+/// A new customer is created with its type and fields in one step, read back with them in
+/// one query; the same identity again creates nothing. Fields are written several to a
+/// statement, and a name given twice keeps its last value, on both backends.
+async fn a_new_customer_is_created_once_with_its_fields(store: &Store) {
+    store.migrate().await.unwrap();
+    let account = stellar::Keypair::random().public_key().to_string();
+    // 22 fields, one given twice: statements of 16 and 5 rows.
+    let mut writes: Vec<_> = (0..21)
+        .map(|i| field(&format!("field_{i:02}"), &format!("value {i}")))
+        .collect();
+    writes.push(field("field_03", "last"));
+    let created = store
+        .create_customer(
+            "c-new",
+            &account,
+            "7",
+            "id",
+            Some("sep31-sender"),
+            Some(false),
+            &writes,
+            &[],
+        )
+        .await
+        .unwrap()
+        .expect("a new identity is created");
+    assert_eq!(created.id, "c-new");
+    assert_eq!(
+        (created.memo.as_str(), created.memo_type.as_str()),
+        ("7", "id")
+    );
+    assert_eq!(created.last_type, "sep31-sender");
+
+    let (row, fields) = store
+        .customer_with_fields_by_id("c-new")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.account, account);
+    let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+    let expected: Vec<String> = (0..21).map(|i| format!("field_{i:02}")).collect();
+    assert_eq!(names, expected);
+    assert_eq!(fields[3].value.as_deref(), Some("last"));
+    assert_eq!(fields[4].value.as_deref(), Some("value 4"));
+
+    // A concurrent PUT's creation of the same identity finds it taken and writes nothing.
+    let again = store
+        .create_customer(
+            "c-other",
+            &account,
+            "7",
+            "id",
+            None,
+            None,
+            &[field("field_00", "x")],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(again.is_none());
+    let (row, fields) = store
+        .customer_with_fields_by_identity(&account, "7")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.id, "c-new");
+    assert_eq!(fields[0].value.as_deref(), Some("value 0"));
+    assert!(store.customer_by_id("c-other").await.unwrap().is_none());
+
+    // SEP12-09: the account registered customers with memos, so none without is created;
+    // one registered through a transaction is not the account's user and is.
+    let unshared = store
+        .create_customer("c-unshared", &account, "", "", None, Some(true), &[], &[])
+        .await
+        .unwrap();
+    assert!(unshared.is_none());
+    assert!(store.customer_by_id("c-unshared").await.unwrap().is_none());
+    let other = stellar::Keypair::random().public_key().to_string();
+    store
+        .find_or_create_customer("c-single", &other, "", "")
+        .await
+        .unwrap();
+    let shared = store
+        .create_customer("c-shared", &other, "5", "id", None, Some(false), &[], &[])
+        .await
+        .unwrap();
+    assert!(shared.is_none());
+    let linked = store
+        .create_customer(
+            "c-linked",
+            &other,
+            "tx-1:sender",
+            "transaction",
+            None,
+            None,
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(linked.map(|c| c.id).as_deref(), Some("c-linked"));
+
+    // A customer without fields is found, with none.
+    let bare = store
+        .find_or_create_customer("c-bare", &account, "8", "id")
+        .await
+        .unwrap();
+    assert_eq!(bare.id, "c-bare");
+    let (row, fields) = store
+        .customer_with_fields_by_id("c-bare")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.id.as_str(), fields.len()), ("c-bare", 0));
+    assert!(
+        store
+            .customer_with_fields_by_id("c-none")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// The transactions waiting on one customer are those naming it as sender or receiver (once
+/// when it is both), in order and page by page; without a customer, all waiting ones.
+async fn transactions_waiting_on_a_customer_are_found_by_either_party(store: &Store) {
+    store.migrate().await.unwrap();
+    let now = capstan::store::unix_now();
+    let waiting = |i: usize, sender: Option<&str>, receiver: Option<&str>| {
+        let mut t = pending_transaction(i, now + i as i64);
+        t.id = format!("w-{i:03}");
+        t.status = "pending_receiver".into();
+        t.stellar_memo = None;
+        t.sender_id = sender.map(str::to_owned);
+        t.receiver_id = receiver.map(str::to_owned);
+        t
+    };
+    let rows = [
+        waiting(0, Some("alice"), Some("bob")),
+        waiting(1, Some("carol"), Some("alice")),
+        waiting(2, Some("alice"), Some("alice")),
+        waiting(3, Some("bob"), None),
+        // Not waiting: paid, or with a memo to pay.
+        TransactionRow {
+            paid: true,
+            ..waiting(4, Some("alice"), Some("bob"))
+        },
+        TransactionRow {
+            stellar_memo: Some("9004".into()),
+            ..waiting(5, Some("alice"), Some("bob"))
+        },
+        // Paid, then waiting for corrected KYC (below).
+        TransactionRow {
+            paid: true,
+            stellar_memo: Some("9006".into()),
+            ..waiting(6, None, Some("alice"))
+        },
+    ];
+    for row in &rows {
+        assert!(store.insert_transaction(row, "test").await.unwrap());
+    }
+    store
+        .transition(
+            "w-006",
+            Status::PendingCustomerInfoUpdate,
+            "test",
+            None,
+            |_| {},
+            |_| String::new(),
+        )
+        .await
+        .unwrap();
+    let ids = |page: Vec<TransactionRow>| page.into_iter().map(|t| t.id).collect::<Vec<_>>();
+
+    let alice = store
+        .transactions_waiting_on_customers(Some("alice"), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(alice), ["w-000", "w-001", "w-002", "w-006"]);
+    let first = store
+        .transactions_waiting_on_customers(Some("alice"), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(first.clone()), ["w-000", "w-001"]);
+    let last = first.last().unwrap();
+    let next = store
+        .transactions_waiting_on_customers(
+            Some("alice"),
+            Some((last.started_at, last.id.clone())),
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(next), ["w-002", "w-006"]);
+    let bob = store
+        .transactions_waiting_on_customers(Some("bob"), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(bob), ["w-000", "w-003"]);
+    let all = store
+        .transactions_waiting_on_customers(None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(all), ["w-000", "w-001", "w-002", "w-003", "w-006"]);
+}
+
 fn pending_transaction(i: usize, now: i64) -> TransactionRow {
     TransactionRow {
         id: format!("tx-{i:03}"),
@@ -349,8 +565,26 @@ on_both_backends!(
     generated_secrets_are_kept,
     challenges_are_consumed_once,
     fields_of_an_erased_customer_are_not_written,
+    a_new_customer_is_created_once_with_its_fields,
+    transactions_waiting_on_a_customer_are_found_by_either_party,
     a_payment_batch_is_written_whole_or_not_at_all
 );
+
+/// An in-memory SQLite database lives in its pool: reads and writes must share it, or the
+/// reads would see another, empty database.
+#[tokio::test]
+async fn an_in_memory_database_is_one_database() {
+    let store = Store::connect("sqlite::memory:", 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let account = stellar::Keypair::random().public_key().to_string();
+    store
+        .find_or_create_customer("c-memory", &account, "", "")
+        .await
+        .unwrap();
+    let found = store.customer_by_identity(&account, "").await.unwrap();
+    assert_eq!(found.map(|c| c.id).as_deref(), Some("c-memory"));
+    store.close().await;
+}
 
 #[tokio::test]
 async fn unreachable_database_is_a_clear_error() {

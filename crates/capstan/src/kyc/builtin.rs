@@ -9,7 +9,7 @@ use super::files::FileStore;
 use super::status::{FieldState, customer_info};
 use super::{
     Caller, CustomerInfo, CustomerQuery, CustomerUpdate, Customers, FieldStatus, Identity,
-    KycError, KycResult, Lookup, check_sharing, not_found_for_id,
+    KycError, KycResult, Lookup, check_sharing, not_found_for_id, sharing_conflict,
 };
 use crate::config::{CustomerType, KycConfig, ReviewMode};
 use crate::store::{CustomerRow, FieldRow, FieldWrite, Store};
@@ -38,11 +38,17 @@ impl BuiltinCustomers {
         })
     }
 
-    /// The customer a lookup names, if it exists and the caller owns it.
-    async fn find(&self, caller: &Caller, lookup: &Lookup) -> KycResult<Option<CustomerRow>> {
+    /// The customer a lookup names, if it exists and the caller owns it, with its fields.
+    async fn find(
+        &self,
+        caller: &Caller,
+        lookup: &Lookup,
+    ) -> KycResult<Option<(CustomerRow, Vec<FieldRow>)>> {
         match lookup {
-            Lookup::Id(id) => match self.store.customer_by_id(id).await? {
-                Some(row) if caller.owns(&row.account, &row.memo) => Ok(Some(row)),
+            Lookup::Id(id) => match self.store.customer_with_fields_by_id(id).await? {
+                Some((row, fields)) if caller.owns(&row.account, &row.memo) => {
+                    Ok(Some((row, fields)))
+                }
                 _ => Err(not_found_for_id(id)),
             },
             // The HTTP layer resolves transaction ids to the customers they name; one that
@@ -52,7 +58,10 @@ impl BuiltinCustomers {
             }
             Lookup::Identity(identity) => Ok(self
                 .store
-                .customer_by_identity(&identity.account.to_string(), identity.memo_key())
+                .customer_with_fields_by_identity(
+                    &identity.account.to_string(),
+                    identity.memo_key(),
+                )
                 .await?),
         }
     }
@@ -181,10 +190,9 @@ impl Customers for BuiltinCustomers {
     fn get<'a>(&'a self, query: &'a CustomerQuery) -> BoxFuture<'a, KycResult<CustomerInfo>> {
         Box::pin(async move {
             let kind = self.kind(&query.kind)?;
-            let Some(row) = self.find(&query.caller, &query.lookup).await? else {
+            let Some((row, fields)) = self.find(&query.caller, &query.lookup).await? else {
                 return Ok(customer_info(None, kind, &[], None));
             };
-            let fields = self.store.customer_fields(&row.id).await?;
             Ok(customer_info(
                 Some(&row.id),
                 kind,
@@ -199,10 +207,9 @@ impl Customers for BuiltinCustomers {
             if let Some(kind) = &update.kind {
                 self.kind(kind)?;
             }
-            let row = self.find(&update.caller, &update.lookup).await?;
-            let existing = match &row {
-                Some(row) => self.store.customer_fields(&row.id).await?,
-                None => Vec::new(),
+            let (row, existing) = match self.find(&update.caller, &update.lookup).await? {
+                Some((row, fields)) => (Some(row), fields),
+                None => (None, Vec::new()),
             };
             // Everything is checked before a new customer is created, so a bad request
             // leaves nothing behind.
@@ -212,14 +219,34 @@ impl Customers for BuiltinCustomers {
             let row = match row {
                 Some(row) => row,
                 None => {
-                    check_sharing(&self.store, &update.identity).await?;
                     let identity = &update.identity;
+                    let account = identity.account.to_string();
+                    let memo_type = identity.memo.as_ref().map_or("", |m| m.kind.as_str());
+                    let created = self
+                        .store
+                        .create_customer(
+                            &uuid::Uuid::new_v4().to_string(),
+                            &account,
+                            identity.memo_key(),
+                            memo_type,
+                            update.kind.as_deref(),
+                            sharing_conflict(identity),
+                            &writes,
+                            &attach,
+                        )
+                        .await?;
+                    if let Some(created) = created {
+                        return Ok(created.id);
+                    }
+                    // Refused for the account's other customers (the error says so), or
+                    // registered by a concurrent PUT meanwhile: these fields go to it.
+                    check_sharing(&self.store, identity).await?;
                     self.store
                         .find_or_create_customer(
                             &uuid::Uuid::new_v4().to_string(),
-                            &identity.account.to_string(),
+                            &account,
                             identity.memo_key(),
-                            identity.memo.as_ref().map_or("", |m| m.kind.as_str()),
+                            memo_type,
                         )
                         .await?
                 }

@@ -330,20 +330,25 @@ pub fn not_found_for_id(id: &str) -> KycError {
     KycError::NotFound(format!("customer not found for id: {id}"))
 }
 
+/// The customers of an account that keep `identity` from being registered (SEP12-09):
+/// `Some(true)` those with memos, `Some(false)` the one without; `None` for a customer
+/// registered through a transaction, which is the transaction's, not a user's.
+pub fn sharing_conflict(identity: &Identity) -> Option<bool> {
+    match &identity.memo {
+        Some(memo) if memo.kind == MemoType::Transaction => None,
+        memo => Some(memo.is_none()),
+    }
+}
+
 /// SEP12-09: an account registers customers either with memos (it is shared) or without,
 /// never both. Checked before a new customer is created.
 pub async fn check_sharing(store: &Store, identity: &Identity) -> KycResult<()> {
-    // Customers registered through a transaction are the transaction's, not a user's.
-    if identity
-        .memo
-        .as_ref()
-        .is_some_and(|m| m.kind == MemoType::Transaction)
-    {
+    let Some(conflicting) = sharing_conflict(identity) else {
         return Ok(());
-    }
+    };
     let account = identity.account.to_string();
     let shared = identity.memo.is_some();
-    if store.account_has_customers(&account, !shared).await? {
+    if store.account_has_customers(&account, conflicting).await? {
         return Err(KycError::BadRequest(if shared {
             format!(
                 "account {account} registered its customer without a memo, so it is not a shared account; send no memo"

@@ -1,6 +1,6 @@
 //! SEP-12 callback registrations and the outbox of signed callbacks to deliver.
 
-use super::{Store, StoreResult, on_pool, unix_now};
+use super::{Store, StoreResult, on_pool, on_read_pool, unix_now};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CallbackRow {
@@ -43,7 +43,7 @@ impl Store {
 
     pub async fn customer_callback(&self, customer_id: &str) -> StoreResult<Option<CallbackRow>> {
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, CallbackRow>("SELECT customer_id, url, kyc_type, last_status FROM customer_callbacks WHERE customer_id = $1")
+            on_read_pool!(self, pool => sqlx::query_as::<_, CallbackRow>("SELECT customer_id, url, kyc_type, last_status FROM customer_callbacks WHERE customer_id = $1")
             .bind(customer_id)
             .fetch_optional(pool)
             .await)?,
@@ -52,7 +52,7 @@ impl Store {
 
     pub async fn customer_callbacks(&self) -> StoreResult<Vec<CallbackRow>> {
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, CallbackRow>("SELECT customer_id, url, kyc_type, last_status FROM customer_callbacks ORDER BY customer_id")
+            on_read_pool!(self, pool => sqlx::query_as::<_, CallbackRow>("SELECT customer_id, url, kyc_type, last_status FROM customer_callbacks ORDER BY customer_id")
             .fetch_all(pool)
             .await)?,
         )
@@ -119,7 +119,7 @@ impl Store {
     ) -> StoreResult<Vec<OutboxRow>> {
         let now = unix_now();
         let sql = match self {
-            Store::Sqlite(_) => {
+            Store::Sqlite { .. } => {
                 "UPDATE callback_outbox SET lease_until = $1 WHERE id IN (SELECT c.id FROM callback_outbox c WHERE c.delivered_at IS NULL AND c.failed_at IS NULL AND c.next_attempt_at <= $2 AND c.lease_until <= $2 AND NOT EXISTS (SELECT 1 FROM callback_outbox e WHERE e.subject = c.subject AND e.id < c.id AND e.delivered_at IS NULL AND e.failed_at IS NULL) ORDER BY c.id LIMIT $3) RETURNING id, subject, url, body, attempts"
             }
             Store::Postgres(_) => {
@@ -167,7 +167,7 @@ impl Store {
 
     /// Undelivered callbacks (waiting or given up), for health and the operator.
     pub async fn callback_backlog(&self) -> StoreResult<(i64, i64)> {
-        let (waiting, failed): (i64, i64) = on_pool!(self, pool => sqlx::query_as("SELECT COUNT(*) FILTER (WHERE failed_at IS NULL), COUNT(*) FILTER (WHERE failed_at IS NOT NULL) FROM callback_outbox WHERE delivered_at IS NULL")
+        let (waiting, failed): (i64, i64) = on_read_pool!(self, pool => sqlx::query_as("SELECT COUNT(*) FILTER (WHERE failed_at IS NULL), COUNT(*) FILTER (WHERE failed_at IS NOT NULL) FROM callback_outbox WHERE delivered_at IS NULL")
             .fetch_one(pool)
             .await)?;
         Ok((waiting, failed))

@@ -1,6 +1,6 @@
 //! SEP-12 customers and the built-in store's field values.
 
-use super::{Store, StoreResult, on_pool, unix_now};
+use super::{Store, StoreResult, on_pool, on_read_pool, unix_now};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CustomerRow {
@@ -46,11 +46,94 @@ pub struct Erased {
 const CUSTOMER_COLUMNS: &str =
     "id, account, memo, memo_type, last_type, rejection, created_at, updated_at";
 
+/// Upserts a customer's fields inside the caller's database transaction: one statement
+/// for a PUT's few fields (up to 16, so at most 16 statement texts to prepare), more only
+/// for more. A macro because each backend's transaction is its own type.
+macro_rules! insert_fields {
+    ($tx:ident, $customer_id:expr, $writes:expr, $now:expr) => {
+        for chunk in last_write_of_each($writes).chunks(MAX_FIELDS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO customer_fields (customer_id, name, value, file_id, status, error, verification_code, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, w| {
+                row.push_bind($customer_id)
+                    .push_bind(&w.name)
+                    .push_bind(&w.value)
+                    .push_bind(&w.file_id)
+                    .push_bind(&w.status)
+                    .push_bind(&w.error)
+                    .push_bind(&w.verification_code)
+                    .push_bind($now);
+            });
+            insert.push(" ON CONFLICT (customer_id, name) DO UPDATE SET value = excluded.value, file_id = excluded.file_id, status = excluded.status, error = excluded.error, verification_code = excluded.verification_code, verification_failures = 0, updated_at = excluded.updated_at");
+            insert.build().execute(&mut *$tx).await?;
+        }
+    };
+}
+
+/// A customer's row beside one of its fields (none: a customer without fields), as a
+/// LEFT JOIN returns them.
+#[derive(sqlx::FromRow)]
+struct CustomerFieldRow {
+    #[sqlx(flatten)]
+    customer: CustomerRow,
+    field_name: Option<String>,
+    field_value: Option<String>,
+    field_file_id: Option<String>,
+    field_status: Option<String>,
+    field_error: Option<String>,
+    field_verification_code: Option<String>,
+    field_updated_at: Option<i64>,
+}
+
+const CUSTOMER_WITH_FIELDS: &str = "SELECT c.id, c.account, c.memo, c.memo_type, c.last_type, c.rejection, c.created_at, c.updated_at, \
+     f.name AS field_name, f.value AS field_value, f.file_id AS field_file_id, f.status AS field_status, f.error AS field_error, f.verification_code AS field_verification_code, f.updated_at AS field_updated_at \
+     FROM customers c LEFT JOIN customer_fields f ON f.customer_id = c.id";
+
+/// The customer of the joined rows and its fields, by name.
+fn with_fields(rows: Vec<CustomerFieldRow>) -> Option<(CustomerRow, Vec<FieldRow>)> {
+    let mut rows = rows.into_iter();
+    let first = rows.next()?;
+    let mut fields = Vec::new();
+    let customer = first.customer.clone();
+    for row in std::iter::once(first).chain(rows) {
+        if let (Some(name), Some(status), Some(updated_at)) =
+            (row.field_name, row.field_status, row.field_updated_at)
+        {
+            fields.push(FieldRow {
+                name,
+                value: row.field_value,
+                file_id: row.field_file_id,
+                status,
+                error: row.field_error,
+                verification_code: row.field_verification_code,
+                updated_at,
+            });
+        }
+    }
+    Some((customer, fields))
+}
+
+const MAX_FIELDS_PER_STATEMENT: usize = 16;
+
+/// One write per field name, the last one given: rows written one by one would leave the
+/// last, and PostgreSQL refuses a statement that upserts the same row twice.
+fn last_write_of_each(writes: &[FieldWrite]) -> Vec<&FieldWrite> {
+    let mut last: Vec<&FieldWrite> = Vec::with_capacity(writes.len());
+    for w in writes {
+        match last.iter_mut().find(|kept| kept.name == w.name) {
+            Some(kept) => *kept = w,
+            None => last.push(w),
+        }
+    }
+    last
+}
+
 impl Store {
     pub async fn customer_by_id(&self, id: &str) -> StoreResult<Option<CustomerRow>> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            on_read_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id)
                 .fetch_optional(pool)
                 .await)?,
@@ -65,12 +148,41 @@ impl Store {
         let sql =
             format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account = $1 AND memo = $2");
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            on_read_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(account)
                 .bind(memo)
                 .fetch_optional(pool)
                 .await)?,
         )
+    }
+
+    /// [`Store::customer_by_id`] and [`Store::customer_fields`] in one query.
+    pub async fn customer_with_fields_by_id(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<(CustomerRow, Vec<FieldRow>)>> {
+        let sql = format!("{CUSTOMER_WITH_FIELDS} WHERE c.id = $1 ORDER BY f.name");
+        let rows = on_read_pool!(self, pool => sqlx::query_as::<_, CustomerFieldRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id)
+            .fetch_all(pool)
+            .await)?;
+        Ok(with_fields(rows))
+    }
+
+    /// [`Store::customer_by_identity`] and [`Store::customer_fields`] in one query.
+    pub async fn customer_with_fields_by_identity(
+        &self,
+        account: &str,
+        memo: &str,
+    ) -> StoreResult<Option<(CustomerRow, Vec<FieldRow>)>> {
+        let sql =
+            format!("{CUSTOMER_WITH_FIELDS} WHERE c.account = $1 AND c.memo = $2 ORDER BY f.name");
+        let rows = on_read_pool!(self, pool => sqlx::query_as::<_, CustomerFieldRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(account)
+            .bind(memo)
+            .fetch_all(pool)
+            .await)?;
+        Ok(with_fields(rows))
     }
 
     /// Whether `account` registered customers with memos (`shared = true`) or without.
@@ -80,7 +192,7 @@ impl Store {
         } else {
             "SELECT COUNT(*) FROM customers WHERE account = $1 AND memo = ''"
         };
-        let n: i64 = on_pool!(self, pool => sqlx::query_scalar(sql)
+        let n: i64 = on_read_pool!(self, pool => sqlx::query_scalar(sql)
             .bind(account)
             .fetch_one(pool)
             .await)?;
@@ -99,16 +211,20 @@ impl Store {
         // The row found by the insert's conflict may be erased before it is read back (a
         // concurrent DELETE): then insert again.
         for _ in 0..3 {
-            let now = unix_now();
-            on_pool!(self, pool => sqlx::query("INSERT INTO customers (id, account, memo, memo_type, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (account, memo) DO NOTHING")
+            let sql = format!(
+                "INSERT INTO customers (id, account, memo, memo_type, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (account, memo) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
+            );
+            let created = on_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(new_id)
                 .bind(account)
                 .bind(memo)
                 .bind(memo_type)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()))?;
+                .bind(unix_now())
+                .fetch_optional(pool)
+                .await)?;
+            if let Some(row) = created {
+                return Ok(row);
+            }
             if let Some(row) = self.customer_by_identity(account, memo).await? {
                 return Ok(row);
             }
@@ -116,16 +232,74 @@ impl Store {
         Err(super::StoreError::Unavailable(sqlx::Error::RowNotFound))
     }
 
+    /// Registers a new customer as (account, memo) with a PUT's fields and files, in one
+    /// database transaction, unless the account has customers of the kind `refuse_if`
+    /// names (as [`Store::account_has_customers`]'s `shared`). `None`, writing nothing,
+    /// when the identity is registered already (a concurrent PUT got there first) or the
+    /// account has such customers: the caller tells which.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_customer(
+        &self,
+        new_id: &str,
+        account: &str,
+        memo: &str,
+        memo_type: &str,
+        kind: Option<&str>,
+        refuse_if: Option<bool>,
+        writes: &[FieldWrite],
+        attach_files: &[String],
+    ) -> StoreResult<Option<CustomerRow>> {
+        let now = unix_now();
+        let unless = match refuse_if {
+            None => "",
+            Some(true) => {
+                " WHERE NOT EXISTS (SELECT 1 FROM customers WHERE account = $2 AND memo <> '' AND memo_type <> 'transaction')"
+            }
+            Some(false) => {
+                " WHERE NOT EXISTS (SELECT 1 FROM customers WHERE account = $2 AND memo = '')"
+            }
+        };
+        let sql = format!(
+            "INSERT INTO customers (id, account, memo, memo_type, last_type, created_at, updated_at) SELECT $1, $2, $3, $4, COALESCE($5, ''), $6, $6{unless} ON CONFLICT (account, memo) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
+        );
+        let created = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let created = sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(new_id)
+                .bind(account)
+                .bind(memo)
+                .bind(memo_type)
+                .bind(kind)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(created) = created else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            insert_fields!(tx, &created.id, writes, now);
+            for file_id in attach_files {
+                sqlx::query("UPDATE customer_files SET customer_id = $1 WHERE id = $2")
+                    .bind(&created.id)
+                    .bind(file_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(Some(created))
+        })?;
+        Ok(created)
+    }
+
     pub async fn customer_fields(&self, customer_id: &str) -> StoreResult<Vec<FieldRow>> {
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, FieldRow>("SELECT name, value, file_id, status, error, verification_code, updated_at FROM customer_fields WHERE customer_id = $1 ORDER BY name")
+            on_read_pool!(self, pool => sqlx::query_as::<_, FieldRow>("SELECT name, value, file_id, status, error, verification_code, updated_at FROM customer_fields WHERE customer_id = $1 ORDER BY name")
             .bind(customer_id)
             .fetch_all(pool)
             .await)?,
         )
     }
 
-    /// Writes fields, attaches uploaded files and notes the type, in one transaction.
     /// Writes a PUT's fields and attaches its files. Returns false, writing nothing, when
     /// the customer was erased meanwhile (a DELETE that ran between the read and this write):
     /// the customer row is touched first, so a concurrent erase either waits for this write
@@ -152,20 +326,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(false);
             }
-            for w in writes {
-                sqlx::query("INSERT INTO customer_fields (customer_id, name, value, file_id, status, error, verification_code, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (customer_id, name) DO UPDATE SET value = excluded.value, file_id = excluded.file_id, status = excluded.status, error = excluded.error, verification_code = excluded.verification_code, verification_failures = 0, updated_at = excluded.updated_at")
-                    .bind(customer_id)
-                    .bind(&w.name)
-                    .bind(&w.value)
-                    .bind(&w.file_id)
-                    .bind(&w.status)
-                    .bind(&w.error)
-                    .bind(&w.verification_code)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            insert_fields!(tx, customer_id, writes, now);
             for file_id in attach_files {
                 sqlx::query("UPDATE customer_files SET customer_id = $1 WHERE id = $2")
                     .bind(customer_id)
@@ -336,7 +497,7 @@ impl Store {
             None => (i64::MAX, None),
         };
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            on_read_pool!(self, pool => sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(updated_before)
                 .bind(limit)
                 .bind(after_id)

@@ -1,6 +1,6 @@
 //! Uploaded KYC files (SEP-12 `POST /customer/files` and binary fields).
 
-use super::{Store, StoreResult, on_pool};
+use super::{Store, StoreResult, on_pool, on_read_pool};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FileRow {
@@ -36,7 +36,7 @@ impl Store {
     pub async fn file(&self, id: &str) -> StoreResult<Option<FileRow>> {
         let sql = format!("SELECT {FILE_COLUMNS} FROM customer_files WHERE id = $1");
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            on_read_pool!(self, pool => sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id)
                 .fetch_optional(pool)
                 .await)?,
@@ -45,7 +45,7 @@ impl Store {
 
     /// The bytes kept in the database; `None` when the file is unknown or kept on disk.
     pub async fn file_data(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
-        let data: Option<Option<Vec<u8>>> = on_pool!(self, pool => sqlx::query_scalar("SELECT data FROM customer_files WHERE id = $1")
+        let data: Option<Option<Vec<u8>>> = on_read_pool!(self, pool => sqlx::query_scalar("SELECT data FROM customer_files WHERE id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await)?;
@@ -57,7 +57,7 @@ impl Store {
             "SELECT {FILE_COLUMNS} FROM customer_files WHERE customer_id = $1 ORDER BY created_at, id"
         );
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            on_read_pool!(self, pool => sqlx::query_as::<_, FileRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(customer_id)
                 .fetch_all(pool)
                 .await)?,

@@ -36,7 +36,14 @@ pub use transactions::{
 
 #[derive(Debug, Clone)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    /// SQLite takes one writer at a time. All writes go through `writer`, a pool of one
+    /// connection, so they queue in the application instead of sleeping in SQLite's busy
+    /// handler; WAL lets the `reader` connections run beside it and see every committed
+    /// write. An in-memory database is one per pool, so there both are the same pool.
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -71,17 +78,30 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Runs the same expression on either pool. The body is expanded once per backend, so a
-/// runtime query (`sqlx::query(...)`) type-checks against each driver.
+/// Runs the same expression on either backend's pool, SQLite's writer. The body is expanded
+/// once per backend, so a runtime query (`sqlx::query(...)`) type-checks against each driver.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Sqlite { writer: $pool, .. } => $body,
             $crate::store::Store::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use on_pool;
+
+/// As [`on_pool!`], on SQLite's read connections: for a statement that only reads and is
+/// not part of a write that relies on it (it sees what was committed when it runs, as any
+/// other connection would, but not the writer's uncommitted transaction).
+macro_rules! on_read_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite { reader: $pool, .. } => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_read_pool;
 
 /// Seconds since the Unix epoch: how every time is stored.
 pub fn unix_now() -> i64 {
@@ -108,17 +128,35 @@ impl Store {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(open_err)?
                 .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
+            let in_memory = is_in_memory(url);
+            // WAL is set by the writer, which opens (and creates) the file first; a reader
+            // must not try to change the journal mode.
+            let writer_options = if in_memory {
+                options.clone()
+            } else {
+                options
+                    .clone()
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+            };
+            let writer = sqlite_pool(if in_memory { max_connections } else { 1 })
+                .connect_with(writer_options)
                 .await
                 .map_err(open_err)?;
-            Ok(Store::Sqlite(pool))
+            let reader = if in_memory {
+                writer.clone()
+            } else {
+                // `query_only` refuses writes, yet the file is opened as the writer opens
+                // it: a read-only open could not checkpoint the WAL when it is the last
+                // connection to close.
+                sqlite_pool(max_connections)
+                    .connect_with(options.pragma("query_only", "ON"))
+                    .await
+                    .map_err(open_err)?
+            };
+            Ok(Store::Sqlite { writer, reader })
         } else {
             let options = PgConnectOptions::from_str(url).map_err(open_err)?;
             let pool = PgPoolOptions::new()
@@ -133,7 +171,9 @@ impl Store {
 
     pub async fn migrate(&self) -> StoreResult<()> {
         match self {
-            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Store::Sqlite { writer: pool, .. } => {
+                sqlx::migrate!("./migrations/sqlite").run(pool).await?
+            }
             Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -141,20 +181,44 @@ impl Store {
 
     /// Readiness: the database answers a query.
     pub async fn ping(&self) -> StoreResult<()> {
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        on_read_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     pub fn backend(&self) -> &'static str {
         match self {
-            Store::Sqlite(_) => "sqlite",
+            Store::Sqlite { .. } => "sqlite",
             Store::Postgres(_) => "postgres",
         }
     }
 
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        match self {
+            Store::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Store::Postgres(pool) => pool.close().await,
+        }
     }
+}
+
+/// The options of a pool of SQLite connections. An idle connection is not pinged before it
+/// is handed out: each ping is a round trip to the connection's thread, and a file
+/// database does not drop connections as a server can.
+fn sqlite_pool(max_connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+}
+
+/// `sqlite::memory:`, `sqlite://:memory:` or `mode=memory`: a database that lives in its
+/// pool's connections, so a second pool would open another, empty one.
+fn is_in_memory(url: &str) -> bool {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory")
 }
 
 /// A database URL safe to print: any password is replaced.

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::transactions::{TransactionRow, TransitionWrite, write_transition, write_transitions};
-use super::{Store, StoreResult, StreamLease, on_pool, statement_chunks, unix_now};
+use super::{Store, StoreResult, StreamLease, on_pool, on_read_pool, statement_chunks, unix_now};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PaymentRow {
@@ -89,7 +89,7 @@ impl Store {
     /// Where the stream of `account` stands, if it ever ran.
     pub async fn watcher_cursor(&self, account: &str) -> StoreResult<Option<String>> {
         Ok(
-            on_pool!(self, pool => sqlx::query_scalar("SELECT cursor FROM watcher_cursors WHERE account = $1")
+            on_read_pool!(self, pool => sqlx::query_scalar("SELECT cursor FROM watcher_cursors WHERE account = $1")
             .bind(account)
             .fetch_optional(pool)
             .await)?,
@@ -234,7 +234,7 @@ impl Store {
             "SELECT id FROM incoming_payments WHERE id IN ({})",
             placeholders.join(", ")
         );
-        Ok(on_pool!(self, pool => {
+        Ok(on_read_pool!(self, pool => {
             let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.as_str()));
             for id in ids {
                 query = query.bind(*id);
@@ -246,7 +246,7 @@ impl Store {
     pub async fn incoming_payment(&self, id: &str) -> StoreResult<Option<PaymentRow>> {
         let sql = format!("SELECT {COLUMNS} FROM incoming_payments WHERE id = $1");
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, PaymentRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            on_read_pool!(self, pool => sqlx::query_as::<_, PaymentRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id)
                 .fetch_optional(pool)
                 .await)?,
@@ -267,7 +267,7 @@ impl Store {
             None => (None, String::new()),
         };
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, PaymentRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            on_read_pool!(self, pool => sqlx::query_as::<_, PaymentRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(&f.outcome)
                 .bind(f.open)
                 .bind(&f.transaction_id)

@@ -3,7 +3,7 @@
 //! owner's writes: [`super::Store::record_payments`] renews it in the batch's database
 //! transaction and writes nothing once another process owns it.
 
-use super::{Store, StoreResult, on_pool, unix_now};
+use super::{Store, StoreResult, on_pool, on_read_pool, unix_now};
 
 /// The lease a batch of payments is written under.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +46,7 @@ impl Store {
     /// Who holds the stream of `account`, and until when.
     pub async fn stream_owner(&self, account: &str) -> StoreResult<Option<(String, i64)>> {
         Ok(
-            on_pool!(self, pool => sqlx::query_as("SELECT owner, lease_until FROM stream_leases WHERE account = $1")
+            on_read_pool!(self, pool => sqlx::query_as("SELECT owner, lease_until FROM stream_leases WHERE account = $1")
             .bind(account)
             .fetch_optional(pool)
             .await)?,

@@ -3,7 +3,7 @@
 
 use crate::sep31::status::{self, Facts, IllegalTransition, Status};
 
-use super::{Store, StoreError, StoreResult, on_pool, unix_now};
+use super::{Store, StoreError, StoreResult, on_pool, on_read_pool, unix_now};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TransactionRow {
@@ -351,7 +351,7 @@ impl Store {
     pub async fn transaction(&self, id: &str) -> StoreResult<Option<TransactionRow>> {
         let sql = format!("SELECT {COLUMNS} FROM transactions WHERE id = $1");
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            on_read_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id)
                 .fetch_optional(pool)
                 .await)?,
@@ -371,7 +371,7 @@ impl Store {
                 "SELECT {COLUMNS} FROM transactions WHERE stellar_memo IN ({})",
                 placeholders.join(", ")
             );
-            let rows = on_pool!(self, pool => {
+            let rows = on_read_pool!(self, pool => {
                 let mut query = sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()));
                 for memo in chunk {
                     query = query.bind(memo);
@@ -387,7 +387,7 @@ impl Store {
     pub async fn transaction_by_memo(&self, memo: &str) -> StoreResult<Option<TransactionRow>> {
         let sql = format!("SELECT {COLUMNS} FROM transactions WHERE stellar_memo = $1");
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            on_read_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(memo)
                 .fetch_optional(pool)
                 .await)?,
@@ -396,7 +396,7 @@ impl Store {
 
     pub async fn transaction_events(&self, id: &str) -> StoreResult<Vec<EventRow>> {
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, EventRow>("SELECT id, from_status, to_status, actor, reason, at FROM transaction_events WHERE transaction_id = $1 ORDER BY id")
+            on_read_pool!(self, pool => sqlx::query_as::<_, EventRow>("SELECT id, from_status, to_status, actor, reason, at FROM transaction_events WHERE transaction_id = $1 ORDER BY id")
             .bind(id)
             .fetch_all(pool)
             .await)?,
@@ -513,23 +513,33 @@ impl Store {
         after: Option<(i64, String)>,
         limit: i64,
     ) -> StoreResult<Vec<TransactionRow>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM transactions \
-             WHERE ((status = 'pending_receiver' AND paid = FALSE AND stellar_memo IS NULL) OR status = 'pending_customer_info_update') \
-             AND ($1 IS NULL OR sender_id = $1 OR receiver_id = $1) \
-             AND ($2 IS NULL OR started_at > $2 OR (started_at = $2 AND id > $3)) \
-             ORDER BY started_at, id LIMIT $4"
-        );
+        let waiting = "((status = 'pending_receiver' AND paid = FALSE AND stellar_memo IS NULL) OR status = 'pending_customer_info_update') \
+             AND ($1 IS NULL OR started_at > $1 OR (started_at = $1 AND id > $2))";
+        // One customer's through the sender_id and receiver_id indexes, a query each
+        // (SQLite plans `sender_id = $4 OR receiver_id = $4` on the status index instead),
+        // the second without the first's rows; all of them, for the periodic pass, through
+        // the status index.
+        let sql = if customer.is_some() {
+            format!(
+                "SELECT {COLUMNS} FROM transactions WHERE sender_id = $4 AND {waiting} \
+                 UNION ALL SELECT {COLUMNS} FROM transactions WHERE receiver_id = $4 AND (sender_id IS NULL OR sender_id <> $4) AND {waiting} \
+                 ORDER BY started_at, id LIMIT $3"
+            )
+        } else {
+            format!(
+                "SELECT {COLUMNS} FROM transactions WHERE $4 IS NULL AND {waiting} ORDER BY started_at, id LIMIT $3"
+            )
+        };
         let (after_at, after_id) = match after {
             Some((at, id)) => (Some(at), id),
             None => (None, String::new()),
         };
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(customer)
+            on_read_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(after_at)
                 .bind(&after_id)
                 .bind(limit)
+                .bind(customer)
                 .fetch_all(pool)
                 .await)?,
         )
@@ -538,7 +548,7 @@ impl Store {
     /// Transactions still waiting for their payment past their expiry.
     pub async fn overdue_transactions(&self, now: i64, limit: i64) -> StoreResult<Vec<String>> {
         Ok(
-            on_pool!(self, pool => sqlx::query_scalar("SELECT id FROM transactions WHERE status = 'pending_sender' AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2")
+            on_read_pool!(self, pool => sqlx::query_scalar("SELECT id FROM transactions WHERE status = 'pending_sender' AND expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2")
             .bind(now)
             .bind(limit)
             .fetch_all(pool)
@@ -577,7 +587,7 @@ impl Store {
             None => (None, String::new()),
         };
         Ok(
-            on_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
+            on_read_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(&f.status)
                 .bind(&f.asset_code)
                 .bind(&f.sending_anchor)
