@@ -162,6 +162,134 @@ on_both_backends! {
     a_payment_the_rails_send_back_is_refunded => a_payment_the_rails_send_back_is_refunded_sqlite, a_payment_the_rails_send_back_is_refunded_postgres;
     two_executors_pay_each_transaction_once => two_executors_pay_each_transaction_once_sqlite, two_executors_pay_each_transaction_once_postgres;
     rounds_cut_short_are_executed_or_held => rounds_cut_short_are_executed_or_held_sqlite, rounds_cut_short_are_executed_or_held_postgres;
+    a_batch_with_a_changed_transaction_is_ended_one_by_one => a_batch_with_a_changed_transaction_is_ended_one_by_one_sqlite, a_batch_with_a_changed_transaction_is_ended_one_by_one_postgres;
+}
+
+/// Rails that take batches and complete every payout; while they are called, the operator
+/// fails one transaction of the batch.
+struct BatchRails {
+    store: capstan::store::Store,
+    failed_meanwhile: String,
+    calls: std::sync::Mutex<Vec<Vec<String>>>,
+}
+
+impl capstan::payout::rails::Rails for BatchRails {
+    fn name(&self) -> &'static str {
+        "batch"
+    }
+
+    fn executes_in_batches(&self) -> bool {
+        true
+    }
+
+    fn execute<'a>(
+        &'a self,
+        _: &'a capstan::payout::rails::Payout<'a>,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<capstan::payout::rails::Outcome, capstan::payout::rails::RailsError>,
+    > {
+        Box::pin(async {
+            Err(capstan::payout::rails::RailsError::Permanent(
+                "these rails are called with batches only".into(),
+            ))
+        })
+    }
+
+    fn execute_all<'a>(
+        &'a self,
+        payouts: &'a [capstan::payout::rails::Payout<'a>],
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Vec<Result<capstan::payout::rails::Outcome, capstan::payout::rails::RailsError>>,
+    > {
+        Box::pin(async move {
+            self.calls.lock().unwrap().push(
+                payouts
+                    .iter()
+                    .map(|p| p.idempotency_key.to_owned())
+                    .collect(),
+            );
+            self.store
+                .transition(
+                    &self.failed_meanwhile,
+                    capstan::sep31::status::Status::Error,
+                    "operator",
+                    Some("failed by the operator"),
+                    |_| {},
+                    |_| String::new(),
+                )
+                .await
+                .unwrap();
+            payouts
+                .iter()
+                .map(|_| Ok(capstan::payout::rails::Outcome::Completed { external_id: None }))
+                .collect()
+        })
+    }
+
+    fn poll<'a>(
+        &'a self,
+        _: &'a [capstan::store::TransactionRow],
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<Vec<(String, capstan::payout::rails::Outcome)>, capstan::payout::rails::RailsError>,
+    > {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// Two rounds paid by one call of the rails; one transaction is failed by the operator
+/// during the call. The batch's outcomes cannot be written together, so each round is
+/// ended alone: the other transaction completes, the failed one keeps its status and its
+/// round is held for the operator. Each is paid once.
+async fn a_batch_with_a_changed_transaction_is_ended_one_by_one(db: Option<String>) {
+    let w = world_with(db, "", "").await;
+    let (kept, memo) = w.create("5").await;
+    w.pay(Memo::Id(memo), "5");
+    let (failed, memo) = w.create("6").await;
+    w.pay(Memo::Id(memo), "6");
+    w.wait_status(&kept, "pending_receiver").await;
+    w.wait_status(&failed, "pending_receiver").await;
+    let store = w.app.running.anchor.store.clone();
+    let rails = std::sync::Arc::new(BatchRails {
+        store: store.clone(),
+        failed_meanwhile: failed.clone(),
+        calls: Default::default(),
+    });
+    let mut config = w.app.running.anchor.config.clone();
+    config.watcher.enabled = false;
+    let anchor = capstan::server::open(
+        config,
+        capstan::Extensions {
+            rails: Some(rails.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(capstan::payout::execute_due(&anchor, "batch").await, 2);
+    let calls = rails.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "one call for the batch: {calls:?}");
+    let mut keys = calls[0].clone();
+    keys.sort();
+    let mut expected = vec![kept.clone(), failed.clone()];
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(w.transaction(&kept).await["status"], "completed");
+    assert_eq!(w.transaction(&failed).await["status"], "error");
+    assert_eq!(store.payout(&kept).await.unwrap().unwrap().state, "done");
+    assert_eq!(store.payout(&failed).await.unwrap().unwrap().state, "held");
+    assert_eq!(
+        events(&w, &kept).await.last().unwrap(),
+        &step("completed", "rails")
+    );
+    // Nothing is paid again.
+    assert_eq!(capstan::payout::execute_due(&anchor, "batch").await, 0);
+    assert_eq!(rails.calls.lock().unwrap().len(), 1);
+    anchor.store.close().await;
+    w.app.running.shutdown().await;
 }
 
 /// Rails that cannot look a payout up (the trait's default `reconcile`), counting calls.

@@ -80,6 +80,29 @@ pub trait Rails: Send + Sync {
 
     fn execute<'a>(&'a self, payout: &'a Payout<'a>) -> BoxFuture<'a, Result<Outcome, RailsError>>;
 
+    /// Whether [`Rails::execute_all`] pays a batch in one call. Rails that keep the default
+    /// (false) are called once per round, each round begun (and its lease renewed) right
+    /// before its own call.
+    fn executes_in_batches(&self) -> bool {
+        false
+    }
+
+    /// Executes several rounds (distinct idempotency keys), with an answer per round in the
+    /// order given, bound by one timeout. The default calls [`Rails::execute`] for each in
+    /// turn.
+    fn execute_all<'a>(
+        &'a self,
+        payouts: &'a [Payout<'a>],
+    ) -> BoxFuture<'a, Vec<Result<Outcome, RailsError>>> {
+        Box::pin(async move {
+            let mut answers = Vec::with_capacity(payouts.len());
+            for payout in payouts {
+                answers.push(self.execute(payout).await);
+            }
+            answers
+        })
+    }
+
     /// The payouts among `transactions` (all `pending_external`) that moved on, with their
     /// outcome; the others are left out.
     fn poll<'a>(

@@ -3,6 +3,8 @@
 //! restarts, and can tell what became of an interrupted round. Chosen amounts trigger the
 //! correction flows and the error path, so wallet developers can exercise all of them.
 
+use std::collections::HashMap;
+
 use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde_json::{Map, json};
@@ -109,6 +111,52 @@ impl Rails for SimulatedRails {
                 .await
                 .map_err(store_error)?;
             Ok(outcome_of(&row))
+        })
+    }
+
+    fn executes_in_batches(&self) -> bool {
+        true
+    }
+
+    /// The whole batch is one write to the ledger: as if the simulated bank took a file of
+    /// payouts.
+    fn execute_all<'a>(
+        &'a self,
+        payouts: &'a [Payout<'a>],
+    ) -> BoxFuture<'a, Vec<Result<Outcome, RailsError>>> {
+        Box::pin(async move {
+            let calls: Vec<(&str, &str, &str, &str)> = payouts
+                .iter()
+                .map(|p| {
+                    (
+                        p.idempotency_key,
+                        p.transaction.id.as_str(),
+                        p.transaction.amount_out.as_str(),
+                        self.decide(p),
+                    )
+                })
+                .collect();
+            match self.store.simulated_payout_batch(&calls).await {
+                Ok(rows) => {
+                    let by_key: HashMap<&str, &SimulatedPayout> = rows
+                        .iter()
+                        .map(|r| (r.idempotency_key.as_str(), r))
+                        .collect();
+                    payouts
+                        .iter()
+                        .map(|p| match by_key.get(p.idempotency_key) {
+                            Some(row) => Ok(outcome_of(row)),
+                            None => Err(RailsError::Retryable(
+                                "the simulated rails' ledger did not record the payout".into(),
+                            )),
+                        })
+                        .collect()
+                }
+                Err(e) => {
+                    let e = store_error(e);
+                    payouts.iter().map(|_| Err(e.clone())).collect()
+                }
+            }
         })
     }
 

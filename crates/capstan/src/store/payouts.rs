@@ -2,8 +2,13 @@
 //! A round's outcome and the transaction's status change are written together, so a crash
 //! leaves either both or neither.
 
-use super::transactions::{COLUMNS, TransactionRow, write_transition};
-use super::{Store, StoreResult, on_pool, unix_now};
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use sqlx::FromRow;
+
+use super::transactions::{COLUMNS, TransactionRow, write_transition, write_transitions};
+use super::{Store, StoreResult, TransitionWrite, on_pool, statement_chunks, unix_now};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct PayoutRow {
@@ -57,15 +62,47 @@ pub enum RoundWritten {
     LeaseLost,
 }
 
-/// (transaction id, and its payout's state, version, round, lease_until, next_attempt_at).
-type Candidate = (
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
+/// The candidate query's columns: the transaction's own (as [`COLUMNS`] names them, for
+/// [`TransactionRow`]) and where its payout stands, prefixed so the names do not collide.
+static CANDIDATE_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    let transaction: Vec<String> = COLUMNS.split(", ").map(|c| format!("t.{c}")).collect();
+    format!(
+        "{}, p.state AS p_state, p.version AS p_version, p.round AS p_round, p.lease_until AS p_lease_until, p.next_attempt_at AS p_next_attempt_at",
+        transaction.join(", ")
+    )
+});
+
+/// A funded transaction as the candidate query found it, with where its payout stood.
+struct Candidate {
+    transaction: TransactionRow,
+    state: Option<String>,
+    version: i64,
+    round: i64,
+    lease_until: i64,
+    next_attempt_at: i64,
+}
+
+impl Candidate {
+    fn from_row<'r, R>(row: &'r R) -> Result<Candidate, sqlx::Error>
+    where
+        R: sqlx::Row,
+        TransactionRow: sqlx::FromRow<'r, R>,
+        &'static str: sqlx::ColumnIndex<R>,
+        Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Candidate {
+            transaction: TransactionRow::from_row(row)?,
+            state: row.try_get("p_state")?,
+            version: row.try_get::<Option<i64>, _>("p_version")?.unwrap_or(0),
+            round: row.try_get::<Option<i64>, _>("p_round")?.unwrap_or(1),
+            lease_until: row.try_get::<Option<i64>, _>("p_lease_until")?.unwrap_or(0),
+            next_attempt_at: row
+                .try_get::<Option<i64>, _>("p_next_attempt_at")?
+                .unwrap_or(0),
+        })
+    }
+}
 
 fn claimable(state: Option<&str>, lease_until: i64, next_attempt_at: i64, now: i64) -> bool {
     match state {
@@ -75,6 +112,10 @@ fn claimable(state: Option<&str>, lease_until: i64, next_attempt_at: i64, now: i
         _ => false,
     }
 }
+
+/// A claim also checks that the transaction is still as the candidate query read it, so
+/// the row handed to the executor is the one it holds (no second read).
+const UNCHANGED: &str = "EXISTS (SELECT 1 FROM transactions t WHERE t.id = payouts.transaction_id AND t.version = $3 AND t.status = 'pending_receiver')";
 
 impl Store {
     /// Takes up to `limit` funded `pending_receiver` transactions for `owner` for
@@ -87,95 +128,216 @@ impl Store {
         limit: i64,
         lease_secs: i64,
     ) -> StoreResult<Vec<Claimed>> {
+        Ok(self.claim_payout_batch(owner, limit, lease_secs).await?.1)
+    }
+
+    /// [`Store::claim_payouts`], with how many claimable transactions were found first
+    /// (more than were taken when another executor took some meanwhile). One query finds the
+    /// candidates with their transactions; one database transaction claims them all (the
+    /// new ones a chunk of rows per statement), each claim a compare-and-set on the
+    /// payout's version that also requires the transaction's version to be the one read.
+    pub async fn claim_payout_batch(
+        &self,
+        owner: &str,
+        limit: i64,
+        lease_secs: i64,
+    ) -> StoreResult<(usize, Vec<Claimed>)> {
         let now = unix_now();
-        let candidates: Vec<Candidate> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT t.id, p.state, p.version, p.round, p.lease_until, p.next_attempt_at FROM transactions t LEFT JOIN payouts p ON p.transaction_id = t.id \
+        let sql = format!(
+            "SELECT {} FROM transactions t LEFT JOIN payouts p ON p.transaction_id = t.id \
              WHERE t.status = 'pending_receiver' AND t.paid = TRUE \
              AND (p.state IS NULL OR p.state = 'done' OR (p.state = 'waiting' AND p.next_attempt_at <= $1) OR (p.state IN ('executing', 'claimed') AND p.lease_until <= $1)) \
-             ORDER BY t.updated_at, t.id LIMIT $2")
-            .bind(now)
-            .bind(limit)
-            .fetch_all(pool)
-            .await)?;
+             ORDER BY t.updated_at, t.id LIMIT $2",
+            CANDIDATE_COLUMNS.as_str()
+        );
+        let candidates: Vec<Candidate> = on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(now)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(Candidate::from_row).collect::<Result<Vec<_>, sqlx::Error>>()
+        })?;
+        let candidates: Vec<Candidate> = candidates
+            .into_iter()
+            .filter(|c| claimable(c.state.as_deref(), c.lease_until, c.next_attempt_at, now))
+            .collect();
+        let found = candidates.len();
+        if found == 0 {
+            return Ok((0, Vec::new()));
+        }
         let until = now + lease_secs;
-        let mut claimed = Vec::new();
-        for (id, state, version, round, lease_until, next_attempt_at) in candidates {
-            if !claimable(
-                state.as_deref(),
-                lease_until.unwrap_or(0),
-                next_attempt_at.unwrap_or(0),
-                now,
-            ) {
-                continue;
-            }
-            let version = version.unwrap_or(0);
-            let won = match state.as_deref() {
-                None => on_pool!(self, pool => sqlx::query(
+        let fresh: Vec<(&str, i64)> = candidates
+            .iter()
+            .filter(|c| c.state.is_none())
+            .map(|c| (c.transaction.id.as_str(), c.transaction.version))
+            .collect();
+        let mut won: HashMap<String, PayoutRow> = HashMap::with_capacity(found);
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in statement_chunks(&fresh) {
+                let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO payouts (transaction_id, round, idempotency_key, state, attempts, lease_owner, lease_until, next_attempt_at, version, updated_at) \
-                     VALUES ($1, 1, $1, 'claimed', 1, $2, $3, 0, 1, $4) ON CONFLICT (transaction_id) DO NOTHING")
-                    .bind(&id)
-                    .bind(owner)
-                    .bind(until)
-                    .bind(now)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected()))?,
-                Some("done") => {
-                    let next_round = round.unwrap_or(1) + 1;
-                    on_pool!(self, pool => sqlx::query(
-                        "UPDATE payouts SET round = $3, idempotency_key = $4, state = 'claimed', attempts = 1, lease_owner = $5, lease_until = $6, last_error = NULL, version = version + 1, updated_at = $7 \
-                         WHERE transaction_id = $1 AND version = $2")
-                        .bind(&id)
+                     SELECT v.column1, 1, v.column1, 'claimed', 1, ",
+                );
+                insert
+                    .push_bind(owner)
+                    .push(", ")
+                    .push_bind(until)
+                    .push(", 0, 1, ")
+                    .push_bind(now)
+                    .push(" FROM (");
+                insert.push_values(chunk, |mut row, (id, version)| {
+                    row.push_bind(*id).push_bind(*version);
+                });
+                // The WHERE also keeps SQLite from reading the ON CONFLICT as a join's ON.
+                insert.push(format!(
+                    ") AS v JOIN transactions t ON t.id = v.column1 AND t.version = v.column2 WHERE t.status = 'pending_receiver' \
+                     ON CONFLICT (transaction_id) DO NOTHING RETURNING {PAYOUT_COLUMNS}"
+                ));
+                let rows: Vec<PayoutRow> = insert.build_query_as().fetch_all(&mut *tx).await?;
+                won.extend(rows.into_iter().map(|p| (p.transaction_id.clone(), p)));
+            }
+            for c in candidates.iter().filter(|c| c.state.is_some()) {
+                let (id, version, tversion) = (&c.transaction.id, c.version, c.transaction.version);
+                let row: Option<PayoutRow> = match c.state.as_deref() {
+                    Some("done") => {
+                        let next_round = c.round + 1;
+                        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                            "UPDATE payouts SET round = $4, idempotency_key = $5, state = 'claimed', attempts = 1, lease_owner = $6, lease_until = $7, last_error = NULL, version = version + 1, updated_at = $8 \
+                             WHERE transaction_id = $1 AND version = $2 AND {UNCHANGED} RETURNING {PAYOUT_COLUMNS}")))
+                            .bind(id)
+                            .bind(version)
+                            .bind(tversion)
+                            .bind(next_round)
+                            .bind(format!("{id}:{next_round}"))
+                            .bind(owner)
+                            .bind(until)
+                            .bind(now)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                    }
+                    Some("waiting") => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "UPDATE payouts SET state = 'claimed', attempts = attempts + 1, lease_owner = $4, lease_until = $5, version = version + 1, updated_at = $6 \
+                         WHERE transaction_id = $1 AND version = $2 AND {UNCHANGED} RETURNING {PAYOUT_COLUMNS}")))
+                        .bind(id)
                         .bind(version)
-                        .bind(next_round)
-                        .bind(format!("{id}:{next_round}"))
+                        .bind(tversion)
                         .bind(owner)
                         .bind(until)
                         .bind(now)
-                        .execute(pool)
-                        .await
-                        .map(|r| r.rows_affected()))?
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                    // A round whose lease ran out: taken over; reconciled when its rails
+                    // call had begun (executing), simply executed when it had not (claimed).
+                    _ => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "UPDATE payouts SET lease_owner = $4, lease_until = $5, version = version + 1, updated_at = $6 \
+                         WHERE transaction_id = $1 AND version = $2 AND {UNCHANGED} RETURNING {PAYOUT_COLUMNS}")))
+                        .bind(id)
+                        .bind(version)
+                        .bind(tversion)
+                        .bind(owner)
+                        .bind(until)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                };
+                if let Some(row) = row {
+                    won.insert(row.transaction_id.clone(), row);
                 }
-                Some("waiting") => on_pool!(self, pool => sqlx::query(
-                    "UPDATE payouts SET state = 'claimed', attempts = attempts + 1, lease_owner = $3, lease_until = $4, version = version + 1, updated_at = $5 \
-                     WHERE transaction_id = $1 AND version = $2")
-                    .bind(&id)
-                    .bind(version)
-                    .bind(owner)
-                    .bind(until)
-                    .bind(now)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected()))?,
-                // A round whose lease ran out: taken over; reconciled when its rails call
-                // had begun (executing), simply executed when it had not (claimed).
-                _ => on_pool!(self, pool => sqlx::query(
-                    "UPDATE payouts SET lease_owner = $3, lease_until = $4, version = version + 1, updated_at = $5 \
-                     WHERE transaction_id = $1 AND version = $2")
-                    .bind(&id)
-                    .bind(version)
-                    .bind(owner)
-                    .bind(until)
-                    .bind(now)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected()))?,
-            } == 1;
-            if !won {
-                continue;
             }
-            let (Some(transaction), Some(payout)) =
-                (self.transaction(&id).await?, self.payout(&id).await?)
-            else {
-                continue;
-            };
-            claimed.push(Claimed {
-                interrupted: state.as_deref() == Some("executing"),
-                transaction,
-                payout,
-            });
-        }
-        Ok(claimed)
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        let claimed = candidates
+            .into_iter()
+            .filter_map(|c| {
+                let payout = won.remove(&c.transaction.id)?;
+                Some(Claimed {
+                    interrupted: c.state.as_deref() == Some("executing"),
+                    transaction: c.transaction,
+                    payout,
+                })
+            })
+            .collect();
+        Ok((found, claimed))
+    }
+
+    /// [`Store::renew_lease`] for a batch of rounds about to be sent to the rails in one
+    /// call, in one database transaction. Returns the rounds still this executor's, as they
+    /// now are; the others are left alone.
+    pub async fn begin_rounds(
+        &self,
+        payouts: &[PayoutRow],
+        lease_secs: i64,
+    ) -> StoreResult<Vec<PayoutRow>> {
+        let until = unix_now() + lease_secs;
+        let mut renewed: HashSet<String> = HashSet::with_capacity(payouts.len());
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for chunk in statement_chunks(payouts) {
+                let mut update = sqlx::QueryBuilder::new("UPDATE payouts SET state = 'executing', lease_until = ");
+                update.push_bind(until).push(", version = version + 1 FROM (");
+                update.push_values(chunk, |mut row, p| {
+                    row.push_bind(&p.transaction_id).push_bind(p.version);
+                });
+                update.push(") AS v WHERE payouts.transaction_id = v.column1 AND payouts.version = v.column2 RETURNING transaction_id");
+                let ids: Vec<String> = update.build_query_scalar().fetch_all(&mut *tx).await?;
+                renewed.extend(ids);
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(payouts
+            .iter()
+            .filter(|p| renewed.contains(&p.transaction_id))
+            .map(|p| PayoutRow {
+                state: "executing".into(),
+                lease_until: until,
+                version: p.version + 1,
+                ..p.clone()
+            })
+            .collect())
+    }
+
+    /// Ends a batch of rounds as done, each with its status change (rows made by
+    /// [`prepare_transition`](super::prepare_transition)), in one database transaction.
+    /// All or nothing: false, with nothing written, when any round is no longer this
+    /// executor's or any transaction changed since it was read (the caller then ends the
+    /// rounds one by one).
+    pub async fn end_rounds_done(
+        &self,
+        ends: &[(&PayoutRow, TransitionWrite<'_>)],
+        actor: &str,
+    ) -> StoreResult<bool> {
+        let now = unix_now();
+        let writes: Vec<TransitionWrite<'_>> = ends.iter().map(|(_, w)| *w).collect();
+        let written = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut held = true;
+            for chunk in statement_chunks(ends) {
+                let mut update = sqlx::QueryBuilder::new(
+                    "UPDATE payouts SET state = 'done', next_attempt_at = 0, last_error = NULL, lease_owner = NULL, lease_until = 0, version = version + 1, updated_at = ",
+                );
+                update.push_bind(now).push(" FROM (");
+                update.push_values(chunk, |mut row, (p, _)| {
+                    row.push_bind(&p.transaction_id).push_bind(p.version);
+                });
+                update.push(") AS v WHERE payouts.transaction_id = v.column1 AND payouts.version = v.column2");
+                if update.build().execute(&mut *tx).await?.rows_affected() != chunk.len() as u64 {
+                    held = false;
+                    break;
+                }
+            }
+            if held && write_transitions!(tx, &writes, actor) {
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(true)
+            } else {
+                tx.rollback().await?;
+                Ok(false)
+            }
+        })?;
+        Ok(written)
     }
 
     /// Marks a round this executor holds as executing and extends its lease, right before
@@ -348,6 +510,40 @@ impl Store {
             .fetch_one(pool)
             .await)?;
         Ok(row)
+    }
+
+    /// [`Store::simulated_payout`] for several calls with distinct keys, each given as
+    /// (key, transaction id, amount, outcome), in one database transaction (a chunk of rows
+    /// per statement). Returns the ledger rows, in no order.
+    pub async fn simulated_payout_batch(
+        &self,
+        calls: &[(&str, &str, &str, &str)],
+    ) -> StoreResult<Vec<SimulatedPayout>> {
+        let now = unix_now();
+        let rows = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut rows: Vec<SimulatedPayout> = Vec::with_capacity(calls.len());
+            for chunk in statement_chunks(calls) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO simulated_payouts (idempotency_key, transaction_id, amount, outcome, calls, delivered, created_at) ",
+                );
+                insert.push_values(chunk, |mut row, (key, transaction_id, amount, outcome)| {
+                    row.push_bind(*key)
+                        .push_bind(*transaction_id)
+                        .push_bind(*amount)
+                        .push_bind(*outcome)
+                        .push_bind(1i64)
+                        .push_bind(*outcome == "completed")
+                        .push_bind(now);
+                });
+                insert.push(" ON CONFLICT (idempotency_key) DO UPDATE SET calls = simulated_payouts.calls + 1 \
+                     RETURNING idempotency_key, transaction_id, amount, outcome, calls, delivered, created_at");
+                rows.extend(insert.build_query_as::<SimulatedPayout>().fetch_all(&mut *tx).await?);
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(rows)
+        })?;
+        Ok(rows)
     }
 
     pub async fn simulated_payout_by_key(&self, key: &str) -> StoreResult<Option<SimulatedPayout>> {
