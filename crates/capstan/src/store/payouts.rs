@@ -217,30 +217,27 @@ impl Store {
                             .fetch_optional(&mut *tx)
                             .await?
                     }
-                    Some("waiting") => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "UPDATE payouts SET state = 'claimed', attempts = attempts + 1, lease_owner = $4, lease_until = $5, version = version + 1, updated_at = $6 \
-                         WHERE transaction_id = $1 AND version = $2 AND {UNCHANGED} RETURNING {PAYOUT_COLUMNS}")))
-                        .bind(id)
-                        .bind(version)
-                        .bind(tversion)
-                        .bind(owner)
-                        .bind(until)
-                        .bind(now)
-                        .fetch_optional(&mut *tx)
-                        .await?,
-                    // A round whose lease ran out: taken over; reconciled when its rails
-                    // call had begun (executing), simply executed when it had not (claimed).
-                    _ => sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "UPDATE payouts SET lease_owner = $4, lease_until = $5, version = version + 1, updated_at = $6 \
-                         WHERE transaction_id = $1 AND version = $2 AND {UNCHANGED} RETURNING {PAYOUT_COLUMNS}")))
-                        .bind(id)
-                        .bind(version)
-                        .bind(tversion)
-                        .bind(owner)
-                        .bind(until)
-                        .bind(now)
-                        .fetch_optional(&mut *tx)
-                        .await?,
+                    // Waiting: its next attempt. A round whose lease ran out: taken over;
+                    // reconciled when its rails call had begun (executing), simply executed
+                    // when it had not (claimed).
+                    state => {
+                        let next_attempt = if state == Some("waiting") {
+                            "state = 'claimed', attempts = attempts + 1, "
+                        } else {
+                            ""
+                        };
+                        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                            "UPDATE payouts SET {next_attempt}lease_owner = $4, lease_until = $5, version = version + 1, updated_at = $6 \
+                             WHERE transaction_id = $1 AND version = $2 AND {UNCHANGED} RETURNING {PAYOUT_COLUMNS}")))
+                            .bind(id)
+                            .bind(version)
+                            .bind(tversion)
+                            .bind(owner)
+                            .bind(until)
+                            .bind(now)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                    }
                 };
                 if let Some(row) = row {
                     won.insert(row.transaction_id.clone(), row);
