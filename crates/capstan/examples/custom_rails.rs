@@ -74,13 +74,8 @@ impl Rails for MobileMoneyRails {
         })
     }
 
-    fn poll<'a>(
-        &'a self,
-        _transactions: &'a [TransactionRow],
-    ) -> BoxFuture<'a, Result<Vec<(String, Outcome)>, RailsError>> {
-        // Mobile money settles at once: nothing is ever left pending_external.
-        Box::pin(async { Ok(Vec::new()) })
-    }
+    // Mobile money settles at once: nothing is ever left pending_external, so `poll` keeps
+    // the trait's default.
 
     fn reconcile<'a>(
         &'a self,

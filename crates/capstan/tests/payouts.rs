@@ -227,16 +227,6 @@ impl capstan::payout::rails::Rails for BatchRails {
                 .collect()
         })
     }
-
-    fn poll<'a>(
-        &'a self,
-        _: &'a [capstan::store::TransactionRow],
-    ) -> futures_util::future::BoxFuture<
-        'a,
-        Result<Vec<(String, capstan::payout::rails::Outcome)>, capstan::payout::rails::RailsError>,
-    > {
-        Box::pin(async { Ok(Vec::new()) })
-    }
 }
 
 /// Two rounds paid by one call of the rails; one transaction is failed by the operator
@@ -315,16 +305,6 @@ impl capstan::payout::rails::Rails for CountingRails {
             .unwrap()
             .push(payout.idempotency_key.to_owned());
         Box::pin(async { Ok(capstan::payout::rails::Outcome::Completed { external_id: None }) })
-    }
-
-    fn poll<'a>(
-        &'a self,
-        _: &'a [capstan::store::TransactionRow],
-    ) -> futures_util::future::BoxFuture<
-        'a,
-        Result<Vec<(String, capstan::payout::rails::Outcome)>, capstan::payout::rails::RailsError>,
-    > {
-        Box::pin(async { Ok(Vec::new()) })
     }
 }
 
