@@ -139,7 +139,7 @@ fn unit_amount(units: i64) -> Decimal {
 
 /// Stores a firm quote, holding its buy amount in reserve until it expires (SEP38-09):
 /// with a `liquidity` configured for the asset, a quote that would take the amount promised
-/// by unexpired quotes past it is a 400 that says how much is left and until when to wait.
+/// by unexpired quotes past it is a 400 that says how much is left.
 async fn reserve(anchor: &AppState, row: &QuoteRow, buy_amount: Decimal) -> Result<(), ApiError> {
     let liquidity = anchor
         .config
@@ -155,8 +155,12 @@ async fn reserve(anchor: &AppState, row: &QuoteRow, buy_amount: Decimal) -> Resu
         ))
     };
     let limit = liquidity.and_then(units);
-    let Some(amount_units) = units(buy_amount).filter(|u| limit.is_none_or(|l| *u <= l)) else {
-        return Err(too_much(liquidity.unwrap_or_default()));
+    let amount_units = match (units(buy_amount), limit) {
+        (Some(u), Some(l)) if u <= l => u,
+        (_, Some(_)) => return Err(too_much(liquidity.unwrap_or_default())),
+        // No limit: recorded for a limit set later; an amount beyond i64 units (over 900
+        // billion) reserves nothing rather than failing.
+        (u, None) => u.unwrap_or(0),
     };
     match anchor.store.insert_quote(row, amount_units, limit).await? {
         Reserved::Stored => Ok(()),
