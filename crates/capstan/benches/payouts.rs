@@ -29,8 +29,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use capstan::sep31::status::Status;
 use capstan::store::{Store, TransactionRow};
+use common::{AMOUNT_OUT, FEE, pending_sender};
 use futures_util::StreamExt;
 use stellar::Keypair;
 
@@ -38,9 +41,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_capstan");
 const POLL: Duration = Duration::from_millis(50);
 /// How long the executors may take before the run is declared stuck.
 const DEADLINE: Duration = Duration::from_secs(900);
-const AMOUNT_IN: &str = "10";
-const FEE: &str = "1";
-const AMOUNT_OUT: &str = "9";
 /// Memos are `MEMO_BASE + i`: unique in the fresh database.
 const MEMO_BASE: u64 = 8_000_000_000;
 /// A pause longer than this between two payouts of one process is the executor waiting
@@ -188,51 +188,6 @@ struct Fixture {
     distribution: String,
     ids: Vec<String>,
     setup: Duration,
-}
-
-/// A transaction as POST /transactions stores it once its customers are known: waiting
-/// for the sending anchor's payment to `distribution` with an id memo.
-fn pending_sender(
-    memo: u64,
-    sending_anchor: &str,
-    issuer: &str,
-    distribution: &str,
-    now: i64,
-) -> TransactionRow {
-    TransactionRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        sending_anchor: sending_anchor.to_owned(),
-        status: Status::PendingSender.as_str().into(),
-        status_message: None,
-        asset_code: "USDC".into(),
-        asset_issuer: issuer.to_owned(),
-        funding_method: "SEPA".into(),
-        amount_in: AMOUNT_IN.into(),
-        amount_fee: FEE.into(),
-        amount_out: AMOUNT_OUT.into(),
-        fee_details: format!(r#"[{{"name":"fixed fee","amount":"{FEE}"}}]"#),
-        sender_id: None,
-        receiver_id: None,
-        stellar_account_id: Some(distribution.to_owned()),
-        stellar_memo_type: Some("id".into()),
-        stellar_memo: Some(memo.to_string()),
-        refund_memo: None,
-        refund_memo_type: None,
-        fields: "{}".into(),
-        required_info_message: None,
-        required_info_updates: None,
-        stellar_transaction_id: None,
-        external_transaction_id: None,
-        refunds: None,
-        paid: false,
-        version: 0,
-        callback_url: None,
-        started_at: now,
-        updated_at: now,
-        completed_at: None,
-        expires_at: Some(now + 86_400),
-        conversion: None,
-    }
 }
 
 /// N `pending_sender` transactions, each then funded (`pending_receiver`, paid) as the

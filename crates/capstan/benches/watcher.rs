@@ -23,7 +23,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use capstan::store::{PaymentFilter, Store, TransactionRow};
+use common::{AMOUNT_IN, AMOUNT_OUT, FEE, pending_sender};
 use fake_horizon::{Asset, FIRST_LEDGER, FakeHorizon, Memo, Op, Tx};
 use futures_util::StreamExt;
 use stellar::Keypair;
@@ -32,8 +35,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_capstan");
 const POLL: Duration = Duration::from_millis(20);
 /// How long the watcher may take before the run is declared stuck.
 const DEADLINE: Duration = Duration::from_secs(600);
-const AMOUNT: &str = "10";
-const FEE: &str = "1";
 /// Memos are `MEMO_BASE + i`: unique in the fresh database.
 const MEMO_BASE: u64 = 7_000_000_000;
 
@@ -90,51 +91,6 @@ async fn postgres_url() -> Option<String> {
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
-}
-
-/// A transaction as POST /transactions stores it once its customers are known: waiting for
-/// the sending anchor's payment to `distribution` with an id memo.
-fn pending_sender(
-    memo: u64,
-    sending_anchor: &str,
-    issuer: &str,
-    distribution: &str,
-    now: i64,
-) -> TransactionRow {
-    TransactionRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        sending_anchor: sending_anchor.to_owned(),
-        status: "pending_sender".into(),
-        status_message: None,
-        asset_code: "USDC".into(),
-        asset_issuer: issuer.to_owned(),
-        funding_method: "SEPA".into(),
-        amount_in: AMOUNT.into(),
-        amount_fee: FEE.into(),
-        amount_out: "9".into(),
-        fee_details: format!(r#"[{{"name":"fixed fee","amount":"{FEE}"}}]"#),
-        sender_id: None,
-        receiver_id: None,
-        stellar_account_id: Some(distribution.to_owned()),
-        stellar_memo_type: Some("id".into()),
-        stellar_memo: Some(memo.to_string()),
-        refund_memo: None,
-        refund_memo_type: None,
-        fields: "{}".into(),
-        required_info_message: None,
-        required_info_updates: None,
-        stellar_transaction_id: None,
-        external_transaction_id: None,
-        refunds: None,
-        paid: false,
-        version: 0,
-        callback_url: None,
-        started_at: now,
-        updated_at: now,
-        completed_at: None,
-        expires_at: Some(now + 86_400),
-        conversion: None,
-    }
 }
 
 fn config_toml(horizon: &str, db: &str, issuer: &str, distribution: &str) -> String {
@@ -356,7 +312,7 @@ async fn run(backend: &str, url: &str, n: usize) {
                     from: None,
                     to: distribution.clone(),
                     asset: Asset::credit("USDC", &issuer),
-                    amount: AMOUNT.into(),
+                    amount: AMOUNT_IN.into(),
                 }],
             )
         })
@@ -447,7 +403,10 @@ async fn run(backend: &str, url: &str, n: usize) {
             .expect("the transaction exists");
         assert_eq!(t.status, "pending_receiver", "transaction {}", t.id);
         assert!(t.paid, "transaction {}", t.id);
-        assert_eq!((t.amount_in.as_str(), t.amount_out.as_str()), (AMOUNT, "9"));
+        assert_eq!(
+            (t.amount_in.as_str(), t.amount_out.as_str()),
+            (AMOUNT_IN, AMOUNT_OUT)
+        );
     }
     let status = watcher.terminate();
     if let Ok(file) = std::env::var("WATCHER_BENCH_LOG") {
