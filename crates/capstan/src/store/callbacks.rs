@@ -1,5 +1,6 @@
 //! SEP-12 callback registrations and the outbox of signed callbacks to deliver.
 
+use super::sqlite_direct;
 use super::{Store, StoreResult, on_pool, on_read_pool, unix_now};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -42,8 +43,22 @@ impl Store {
     }
 
     pub async fn customer_callback(&self, customer_id: &str) -> StoreResult<Option<CallbackRow>> {
+        const SQL: &str = "SELECT customer_id, url, kyc_type, last_status FROM customer_callbacks WHERE customer_id = $1";
+        if let Some(direct) = self.direct() {
+            let rows = direct.read(|conn| {
+                sqlite_direct::query(conn, SQL, &[&customer_id], |row| {
+                    Ok(CallbackRow {
+                        customer_id: row.get("customer_id")?,
+                        url: row.get("url")?,
+                        kyc_type: row.get("kyc_type")?,
+                        last_status: row.get("last_status")?,
+                    })
+                })
+            })?;
+            return Ok(rows.into_iter().next());
+        }
         Ok(
-            on_read_pool!(self, pool => sqlx::query_as::<_, CallbackRow>("SELECT customer_id, url, kyc_type, last_status FROM customer_callbacks WHERE customer_id = $1")
+            on_read_pool!(self, pool => sqlx::query_as::<_, CallbackRow>(SQL)
             .bind(customer_id)
             .fetch_optional(pool)
             .await)?,

@@ -1,5 +1,6 @@
 //! SEP-12 customers and the built-in store's field values.
 
+use super::sqlite_direct::{self, Finish};
 use super::{Store, StoreResult, on_pool, on_read_pool, unix_now};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -52,24 +53,67 @@ const CUSTOMER_COLUMNS: &str =
 macro_rules! insert_fields {
     ($tx:ident, $customer_id:expr, $writes:expr, $now:expr) => {
         for chunk in last_write_of_each($writes).chunks(MAX_FIELDS_PER_STATEMENT) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO customer_fields (customer_id, name, value, file_id, status, error, verification_code, updated_at) ",
-            );
-            insert.push_values(chunk, |mut row, w| {
-                row.push_bind($customer_id)
-                    .push_bind(&w.name)
-                    .push_bind(&w.value)
-                    .push_bind(&w.file_id)
-                    .push_bind(&w.status)
-                    .push_bind(&w.error)
-                    .push_bind(&w.verification_code)
-                    .push_bind($now);
-            });
-            insert.push(" ON CONFLICT (customer_id, name) DO UPDATE SET value = excluded.value, file_id = excluded.file_id, status = excluded.status, error = excluded.error, verification_code = excluded.verification_code, verification_failures = 0, updated_at = excluded.updated_at");
-            insert.build().execute(&mut *$tx).await?;
+            let sql = fields_upsert(chunk.len());
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for w in chunk {
+                insert = insert
+                    .bind($customer_id)
+                    .bind(&w.name)
+                    .bind(&w.value)
+                    .bind(&w.file_id)
+                    .bind(&w.status)
+                    .bind(&w.error)
+                    .bind(&w.verification_code)
+                    .bind($now);
+            }
+            insert.execute(&mut *$tx).await?;
         }
     };
 }
+
+/// The upsert of `rows` fields, each bound as (customer_id, name, value, file_id, status,
+/// error, verification_code, updated_at).
+fn fields_upsert(rows: usize) -> String {
+    const COLUMNS: usize = 8;
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=COLUMNS)
+                .map(|column| format!("${}", row * COLUMNS + column))
+                .collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO customer_fields (customer_id, name, value, file_id, status, error, verification_code, updated_at) VALUES {} \
+         ON CONFLICT (customer_id, name) DO UPDATE SET value = excluded.value, file_id = excluded.file_id, status = excluded.status, error = excluded.error, verification_code = excluded.verification_code, verification_failures = 0, updated_at = excluded.updated_at",
+        values.join(", ")
+    )
+}
+
+/// The values of [`fields_upsert`], for the direct writer.
+#[allow(clippy::ptr_arg)] // a `&dyn ToSql` needs a sized value: `String`, not `str`
+fn fields_values<'a>(
+    customer_id: &'a String,
+    chunk: &[&'a FieldWrite],
+    now: &'a i64,
+) -> Vec<&'a dyn rusqlite::ToSql> {
+    let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 8);
+    for w in chunk {
+        values.extend([
+            customer_id as &dyn rusqlite::ToSql,
+            &w.name,
+            &w.value,
+            &w.file_id,
+            &w.status,
+            &w.error,
+            &w.verification_code,
+            now,
+        ]);
+    }
+    values
+}
+
+const ATTACH_FILE: &str = "UPDATE customer_files SET customer_id = $1 WHERE id = $2";
 
 /// A customer's row beside one of its fields (none: a customer without fields), as a
 /// LEFT JOIN returns them.
@@ -84,6 +128,36 @@ struct CustomerFieldRow {
     field_error: Option<String>,
     field_verification_code: Option<String>,
     field_updated_at: Option<i64>,
+}
+
+impl CustomerRow {
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(CustomerRow {
+            id: row.get("id")?,
+            account: row.get("account")?,
+            memo: row.get("memo")?,
+            memo_type: row.get("memo_type")?,
+            last_type: row.get("last_type")?,
+            rejection: row.get("rejection")?,
+            created_at: row.get("created_at")?,
+            updated_at: row.get("updated_at")?,
+        })
+    }
+}
+
+impl CustomerFieldRow {
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(CustomerFieldRow {
+            customer: CustomerRow::from_direct(row)?,
+            field_name: row.get("field_name")?,
+            field_value: row.get("field_value")?,
+            field_file_id: row.get("field_file_id")?,
+            field_status: row.get("field_status")?,
+            field_error: row.get("field_error")?,
+            field_verification_code: row.get("field_verification_code")?,
+            field_updated_at: row.get("field_updated_at")?,
+        })
+    }
 }
 
 const CUSTOMER_WITH_FIELDS: &str = "SELECT c.id, c.account, c.memo, c.memo_type, c.last_type, c.rejection, c.created_at, c.updated_at, \
@@ -162,6 +236,12 @@ impl Store {
         id: &str,
     ) -> StoreResult<Option<(CustomerRow, Vec<FieldRow>)>> {
         let sql = format!("{CUSTOMER_WITH_FIELDS} WHERE c.id = $1 ORDER BY f.name");
+        if let Some(direct) = self.direct() {
+            let rows = direct.read(|conn| {
+                sqlite_direct::query(conn, &sql, &[&id], CustomerFieldRow::from_direct)
+            })?;
+            return Ok(with_fields(rows));
+        }
         let rows = on_read_pool!(self, pool => sqlx::query_as::<_, CustomerFieldRow>(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id)
             .fetch_all(pool)
@@ -177,6 +257,17 @@ impl Store {
     ) -> StoreResult<Option<(CustomerRow, Vec<FieldRow>)>> {
         let sql =
             format!("{CUSTOMER_WITH_FIELDS} WHERE c.account = $1 AND c.memo = $2 ORDER BY f.name");
+        if let Some(direct) = self.direct() {
+            let rows = direct.read(|conn| {
+                sqlite_direct::query(
+                    conn,
+                    &sql,
+                    &[&account, &memo],
+                    CustomerFieldRow::from_direct,
+                )
+            })?;
+            return Ok(with_fields(rows));
+        }
         let rows = on_read_pool!(self, pool => sqlx::query_as::<_, CustomerFieldRow>(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(account)
             .bind(memo)
@@ -262,6 +353,29 @@ impl Store {
         let sql = format!(
             "INSERT INTO customers (id, account, memo, memo_type, last_type, created_at, updated_at) SELECT $1, $2, $3, $4, COALESCE($5, ''), $6, $6{unless} ON CONFLICT (account, memo) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
         );
+        if let Some(direct) = self.direct() {
+            return Ok(direct
+                .write(|tx| {
+                    let created = sqlite_direct::query(
+                        tx,
+                        &sql,
+                        &[&new_id, &account, &memo, &memo_type, &kind, &now],
+                        CustomerRow::from_direct,
+                    )?;
+                    let Some(created) = created.into_iter().next() else {
+                        return Ok(Finish::Discard(None));
+                    };
+                    for chunk in last_write_of_each(writes).chunks(MAX_FIELDS_PER_STATEMENT) {
+                        let values = fields_values(&created.id, chunk, &now);
+                        sqlite_direct::execute(tx, &fields_upsert(chunk.len()), &values)?;
+                    }
+                    for file_id in attach_files {
+                        sqlite_direct::execute(tx, ATTACH_FILE, &[&created.id, file_id])?;
+                    }
+                    Ok(Finish::Commit(Some(created)))
+                })
+                .await?);
+        }
         let created = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let created = sqlx::query_as::<_, CustomerRow>(sqlx::AssertSqlSafe(sql.as_str()))
@@ -279,7 +393,7 @@ impl Store {
             };
             insert_fields!(tx, &created.id, writes, now);
             for file_id in attach_files {
-                sqlx::query("UPDATE customer_files SET customer_id = $1 WHERE id = $2")
+                sqlx::query(ATTACH_FILE)
                     .bind(&created.id)
                     .bind(file_id)
                     .execute(&mut *tx)
@@ -328,7 +442,7 @@ impl Store {
             }
             insert_fields!(tx, customer_id, writes, now);
             for file_id in attach_files {
-                sqlx::query("UPDATE customer_files SET customer_id = $1 WHERE id = $2")
+                sqlx::query(ATTACH_FILE)
                     .bind(customer_id)
                     .bind(file_id)
                     .execute(&mut *tx)

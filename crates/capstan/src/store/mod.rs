@@ -4,6 +4,7 @@
 //! because their DDL may differ.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -18,6 +19,7 @@ mod payments;
 mod payouts;
 mod quotes;
 mod secrets;
+mod sqlite_direct;
 mod stream_leases;
 mod transactions;
 
@@ -27,6 +29,7 @@ pub use files::FileRow;
 pub use payments::{BatchWritten, Funding, PaymentFilter, PaymentRecord, PaymentRow, Resolved};
 pub use payouts::{Claimed, PayoutRow, RoundEnd, RoundWritten, SimulatedPayout};
 pub use quotes::{QuoteRow, Reserved};
+pub use sqlite_direct::DirectSqlite;
 pub use stream_leases::StreamLease;
 pub(crate) use transactions::statement_chunks;
 pub use transactions::{
@@ -40,9 +43,12 @@ pub enum Store {
     /// connection, so they queue in the application instead of sleeping in SQLite's busy
     /// handler; WAL lets the `reader` connections run beside it and see every committed
     /// write. An in-memory database is one per pool, so there both are the same pool.
+    /// `direct` runs the hottest requests' statements without sqlx's thread hand-offs
+    /// (a file database only); every write, direct or not, holds its write permit.
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        direct: Option<Arc<DirectSqlite>>,
     },
     Postgres(PgPool),
 }
@@ -53,6 +59,10 @@ pub enum StoreError {
     Unavailable(sqlx::Error),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    #[error("the database is busy: {0}")]
+    Busy(rusqlite::Error),
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot open database {url}: {reason}")]
@@ -76,14 +86,36 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy(e)
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Runs the same expression on either backend's pool, SQLite's writer. The body is expanded
 /// once per backend, so a runtime query (`sqlx::query(...)`) type-checks against each driver.
+/// On SQLite the body holds the write permit, which the direct writer shares.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            $crate::store::Store::Sqlite { writer: $pool, .. } => $body,
+            $crate::store::Store::Sqlite {
+                writer: $pool,
+                direct,
+                ..
+            } => {
+                let _permit = match direct {
+                    Some(direct) => Some(direct.write_permit().await),
+                    None => None,
+                };
+                $body
+            }
             $crate::store::Store::Postgres($pool) => $body,
         }
     };
@@ -131,6 +163,7 @@ impl Store {
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
             let in_memory = is_in_memory(url);
+            let path = options.get_filename().to_owned();
             // WAL is set by the writer, which opens (and creates) the file first; a reader
             // must not try to change the journal mode.
             let writer_options = if in_memory {
@@ -140,6 +173,7 @@ impl Store {
                     .clone()
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
+                    .pragma("wal_autocheckpoint", "0")
             };
             let writer = sqlite_pool(if in_memory { max_connections } else { 1 })
                 .connect_with(writer_options)
@@ -152,11 +186,28 @@ impl Store {
                 // it: a read-only open could not checkpoint the WAL when it is the last
                 // connection to close.
                 sqlite_pool(max_connections)
-                    .connect_with(options.pragma("query_only", "ON"))
+                    .connect_with(
+                        options
+                            .pragma("query_only", "ON")
+                            .pragma("wal_autocheckpoint", "0"),
+                    )
                     .await
                     .map_err(open_err)?
             };
-            Ok(Store::Sqlite { writer, reader })
+            let direct = if in_memory {
+                None
+            } else {
+                // Every connection but its checkpoint thread leaves the WAL alone.
+                Some(DirectSqlite::open(&path).map_err(|e| StoreError::Open {
+                    url: redact_url(url),
+                    reason: e.to_string(),
+                })?)
+            };
+            Ok(Store::Sqlite {
+                writer,
+                reader,
+                direct,
+            })
         } else {
             let options = PgConnectOptions::from_str(url).map_err(open_err)?;
             let pool = PgPoolOptions::new()
@@ -185,6 +236,17 @@ impl Store {
         Ok(())
     }
 
+    /// The direct connections of a SQLite file database.
+    fn direct(&self) -> Option<&DirectSqlite> {
+        match self {
+            Store::Sqlite {
+                direct: Some(direct),
+                ..
+            } => Some(direct),
+            _ => None,
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite { .. } => "sqlite",
@@ -194,7 +256,7 @@ impl Store {
 
     pub async fn close(&self) {
         match self {
-            Store::Sqlite { writer, reader } => {
+            Store::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;
             }

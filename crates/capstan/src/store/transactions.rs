@@ -3,6 +3,7 @@
 
 use crate::sep31::status::{self, Facts, IllegalTransition, Status};
 
+use super::sqlite_direct::{self, Finish};
 use super::{Store, StoreError, StoreResult, on_pool, on_read_pool, unix_now};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -43,6 +44,81 @@ pub struct TransactionRow {
 }
 
 impl TransactionRow {
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(TransactionRow {
+            id: row.get("id")?,
+            sending_anchor: row.get("sending_anchor")?,
+            status: row.get("status")?,
+            status_message: row.get("status_message")?,
+            asset_code: row.get("asset_code")?,
+            asset_issuer: row.get("asset_issuer")?,
+            funding_method: row.get("funding_method")?,
+            amount_in: row.get("amount_in")?,
+            amount_fee: row.get("amount_fee")?,
+            amount_out: row.get("amount_out")?,
+            fee_details: row.get("fee_details")?,
+            sender_id: row.get("sender_id")?,
+            receiver_id: row.get("receiver_id")?,
+            stellar_account_id: row.get("stellar_account_id")?,
+            stellar_memo_type: row.get("stellar_memo_type")?,
+            stellar_memo: row.get("stellar_memo")?,
+            refund_memo: row.get("refund_memo")?,
+            refund_memo_type: row.get("refund_memo_type")?,
+            fields: row.get("fields")?,
+            required_info_message: row.get("required_info_message")?,
+            required_info_updates: row.get("required_info_updates")?,
+            stellar_transaction_id: row.get("stellar_transaction_id")?,
+            external_transaction_id: row.get("external_transaction_id")?,
+            refunds: row.get("refunds")?,
+            paid: row.get("paid")?,
+            version: row.get("version")?,
+            callback_url: row.get("callback_url")?,
+            started_at: row.get("started_at")?,
+            updated_at: row.get("updated_at")?,
+            completed_at: row.get("completed_at")?,
+            expires_at: row.get("expires_at")?,
+            conversion: row.get("conversion")?,
+        })
+    }
+
+    /// Every column, in the order of [`INSERT_TRANSACTION`]'s parameters.
+    fn direct_values(&self) -> [&dyn rusqlite::ToSql; 32] {
+        [
+            &self.id,
+            &self.sending_anchor,
+            &self.status,
+            &self.status_message,
+            &self.asset_code,
+            &self.asset_issuer,
+            &self.funding_method,
+            &self.amount_in,
+            &self.amount_fee,
+            &self.amount_out,
+            &self.fee_details,
+            &self.sender_id,
+            &self.receiver_id,
+            &self.stellar_account_id,
+            &self.stellar_memo_type,
+            &self.stellar_memo,
+            &self.refund_memo,
+            &self.refund_memo_type,
+            &self.fields,
+            &self.required_info_message,
+            &self.required_info_updates,
+            &self.stellar_transaction_id,
+            &self.external_transaction_id,
+            &self.refunds,
+            &self.paid,
+            &self.version,
+            &self.callback_url,
+            &self.started_at,
+            &self.updated_at,
+            &self.completed_at,
+            &self.expires_at,
+            &self.conversion,
+        ]
+    }
+
     pub fn status(&self) -> Status {
         // Written only through `Status::as_str`.
         Status::parse(&self.status).unwrap_or(Status::Error)
@@ -254,6 +330,13 @@ pub fn prepare_transition(
     Ok(next)
 }
 
+const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, sending_anchor, status, status_message, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, sender_id, receiver_id, stellar_account_id, stellar_memo_type, stellar_memo, refund_memo, refund_memo_type, fields, required_info_message, required_info_updates, stellar_transaction_id, external_transaction_id, refunds, paid, version, callback_url, started_at, updated_at, completed_at, expires_at, conversion) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) ON CONFLICT DO NOTHING";
+
+const INSERT_CREATED_EVENT: &str = "INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) VALUES ($1, NULL, $2, $3, 'created', $4)";
+
+const CLAIM_QUOTE: &str = "UPDATE quotes SET transaction_id = $1, used_at = $2 WHERE id = $3 AND account = $4 AND memo = $5 AND transaction_id IS NULL AND expires_at > $2";
+
 impl Store {
     /// Stores a new transaction and its first event. Returns false when its memo is taken
     /// (the caller draws another).
@@ -276,10 +359,36 @@ impl Store {
                 row.status
             ))));
         }
+        if let Some(direct) = self.direct() {
+            return Ok(direct
+                .write(|tx| {
+                    if sqlite_direct::execute(tx, INSERT_TRANSACTION, &row.direct_values())? != 1 {
+                        return Ok(Finish::Discard(Inserted::MemoTaken));
+                    }
+                    sqlite_direct::execute(
+                        tx,
+                        INSERT_CREATED_EVENT,
+                        &[&row.id, &row.status, &actor, &row.started_at],
+                    )?;
+                    if let Some(quote) = quote {
+                        let values: [&dyn rusqlite::ToSql; 5] = [
+                            &row.id,
+                            &row.started_at,
+                            &quote.id,
+                            &quote.account,
+                            &quote.memo,
+                        ];
+                        if sqlite_direct::execute(tx, CLAIM_QUOTE, &values)? != 1 {
+                            return Ok(Finish::Discard(Inserted::QuoteUnavailable));
+                        }
+                    }
+                    Ok(Finish::Commit(Inserted::Stored))
+                })
+                .await?);
+        }
         let inserted = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let inserted = sqlx::query("INSERT INTO transactions (id, sending_anchor, status, status_message, asset_code, asset_issuer, funding_method, amount_in, amount_fee, amount_out, fee_details, sender_id, receiver_id, stellar_account_id, stellar_memo_type, stellar_memo, refund_memo, refund_memo_type, fields, required_info_message, required_info_updates, stellar_transaction_id, external_transaction_id, refunds, paid, version, callback_url, started_at, updated_at, completed_at, expires_at, conversion) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32) ON CONFLICT DO NOTHING")
+            let inserted = sqlx::query(INSERT_TRANSACTION)
                 .bind(&row.id)
                 .bind(&row.sending_anchor)
                 .bind(&row.status)
@@ -319,7 +428,7 @@ impl Store {
             if !inserted {
                 return Ok(Inserted::MemoTaken);
             }
-            sqlx::query("INSERT INTO transaction_events (transaction_id, from_status, to_status, actor, reason, at) VALUES ($1, NULL, $2, $3, 'created', $4)")
+            sqlx::query(INSERT_CREATED_EVENT)
                 .bind(&row.id)
                 .bind(&row.status)
                 .bind(actor)
@@ -327,7 +436,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if let Some(quote) = quote {
-                let claimed = sqlx::query("UPDATE quotes SET transaction_id = $1, used_at = $2 WHERE id = $3 AND account = $4 AND memo = $5 AND transaction_id IS NULL AND expires_at > $2")
+                let claimed = sqlx::query(CLAIM_QUOTE)
                     .bind(&row.id)
                     .bind(row.started_at)
                     .bind(quote.id)
@@ -350,6 +459,12 @@ impl Store {
 
     pub async fn transaction(&self, id: &str) -> StoreResult<Option<TransactionRow>> {
         let sql = format!("SELECT {COLUMNS} FROM transactions WHERE id = $1");
+        if let Some(direct) = self.direct() {
+            let rows = direct.read(|conn| {
+                sqlite_direct::query(conn, &sql, &[&id], TransactionRow::from_direct)
+            })?;
+            return Ok(rows.into_iter().next());
+        }
         Ok(
             on_read_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id)
@@ -534,6 +649,16 @@ impl Store {
             Some((at, id)) => (Some(at), id),
             None => (None, String::new()),
         };
+        if let Some(direct) = self.direct() {
+            return Ok(direct.read(|conn| {
+                sqlite_direct::query(
+                    conn,
+                    &sql,
+                    &[&after_at, &after_id, &limit, &customer],
+                    TransactionRow::from_direct,
+                )
+            })?);
+        }
         Ok(
             on_read_pool!(self, pool => sqlx::query_as::<_, TransactionRow>(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(after_at)
