@@ -59,6 +59,59 @@ async fn generated_secrets_are_kept(store: &Store) {
     assert_eq!(values.len(), 1, "{values:?}");
 }
 
+/// Concurrent writes, from several threads (on SQLite they are committed in groups:
+/// store/sqlite_direct.rs): each pair of transactions shares a memo, so one of each pair is
+/// refused and rolls back alone while the writes around it commit.
+async fn concurrent_writes_keep_only_what_each_decided(store: &Store) {
+    store.migrate().await.unwrap();
+    let now = capstan::store::unix_now();
+    let tasks: Vec<_> = (0..48)
+        .map(|i| {
+            let store = store.clone();
+            let mut row = pending_transaction(i, now);
+            row.stellar_memo = Some(format!("{}", 5000 + i % 24));
+            tokio::spawn(async move { (i, store.insert_transaction(&row, "test").await.unwrap()) })
+        })
+        .collect();
+    let mut stored = Vec::new();
+    for t in tasks {
+        let (i, inserted) = t.await.unwrap();
+        let found = store.transaction(&format!("tx-{i:03}")).await.unwrap();
+        assert_eq!(found.is_some(), inserted, "tx-{i:03}");
+        if inserted {
+            stored.push(i % 24);
+        }
+    }
+    stored.sort();
+    assert_eq!(
+        stored,
+        (0..24).collect::<Vec<_>>(),
+        "one transaction per memo"
+    );
+    for memo in 0..24 {
+        let found = store
+            .transaction_by_memo(&format!("{}", 5000 + memo))
+            .await
+            .unwrap()
+            .expect("the memo's transaction");
+        assert_eq!(store.transaction_events(&found.id).await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_keep_only_what_each_decided_sqlite() {
+    let (store, _dir) = sqlite().await;
+    concurrent_writes_keep_only_what_each_decided(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_keep_only_what_each_decided_postgres() {
+    let Some(store) = postgres("concurrent_writes_keep_only_what_each_decided").await else {
+        return;
+    };
+    concurrent_writes_keep_only_what_each_decided(&store).await;
+}
+
 async fn challenges_are_consumed_once(store: &Store) {
     store.migrate().await.unwrap();
     assert!(store.consume_challenge("aa", 100).await.unwrap());

@@ -354,7 +354,7 @@ impl Store {
             "INSERT INTO customers (id, account, memo, memo_type, last_type, created_at, updated_at) SELECT $1, $2, $3, $4, COALESCE($5, ''), $6, $6{unless} ON CONFLICT (account, memo) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
         );
         if let Some(direct) = self.direct() {
-            return Ok(direct
+            return direct
                 .write(|tx| {
                     let created = sqlite_direct::query(
                         tx,
@@ -374,7 +374,7 @@ impl Store {
                     }
                     Ok(Finish::Commit(Some(created)))
                 })
-                .await?);
+                .await;
         }
         let created = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;

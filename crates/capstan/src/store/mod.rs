@@ -63,6 +63,8 @@ pub enum StoreError {
     Busy(rusqlite::Error),
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
+    #[error("database error: the writes committed with this one failed: {0}")]
+    GroupCommit(String),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot open database {url}: {reason}")]

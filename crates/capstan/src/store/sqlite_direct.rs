@@ -5,9 +5,7 @@
 //! were most of the CPU of a SEP-12 PUT or a SEP-31 POST, and the one writer connection was
 //! held through all of them (BENCHMARKS.md). The connections here are rusqlite's, opened on
 //! the same file, and run their statements on the task that asks: a read by key or a short
-//! write transaction takes a few microseconds of SQLite, less than one hand-off. A commit
-//! that checkpoints the WAL (once per about 1,000 pages written) keeps its worker thread for
-//! that checkpoint's sync.
+//! write transaction takes a few microseconds of SQLite, less than one hand-off.
 //!
 //! No connection checkpoints the WAL when it commits: a checkpoint copies pages back into
 //! the database file and syncs it, which took a fifth of a SEP-12 PUT's time and held the
@@ -21,16 +19,22 @@
 //! Writes still go one at a time. The direct writer connection sits behind the same permit
 //! that every write through sqlx's writer pool takes first ([`DirectSqlite::write_permit`],
 //! taken by `on_pool!`), so SQLite never sees two writers and nobody sleeps in its busy
-//! handler. Only a file database has these connections: an in-memory one lives inside
+//! handler. Direct writes that arrive together are committed together
+//! ([`DirectSqlite::write`]): each runs in a savepoint of one open transaction and learns
+//! its fate from the commit, so concurrent requests share one commit and one write of each
+//! page they changed. A request still answers only after its write is committed. Only a file database has these connections: an in-memory one lives inside
 //! sqlx's pool, and the store runs everything through sqlx there.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, Weak};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, Row, Statement, ToSql, Transaction, TransactionBehavior};
-use tokio::sync::{Mutex, MutexGuard};
+use rusqlite::{Connection, OpenFlags, Row, Statement, ToSql};
+use tokio::sync::{Mutex, MutexGuard, oneshot};
+
+use super::{StoreError, StoreResult};
 
 /// Read connections kept for reuse. A read never yields, so no more are in use at once
 /// than the runtime has worker threads; this bounds what a burst of blocking callers leaves.
@@ -50,7 +54,8 @@ const CACHED_STATEMENTS: usize = 32;
 
 pub struct DirectSqlite {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    waiting_writers: AtomicUsize,
     readers: StdMutex<Vec<Connection>>,
 }
 
@@ -63,12 +68,58 @@ impl std::fmt::Debug for DirectSqlite {
 }
 
 /// The right to write to the database, held by one writer at a time.
-pub type WritePermit<'a> = MutexGuard<'a, Connection>;
+pub type WritePermit<'a> = MutexGuard<'a, Writer>;
 
-/// How a write transaction ends: `Discard` rolls back what it wrote and still returns.
+/// How a write ends: `Discard` rolls back what it wrote and still returns.
 pub enum Finish<T> {
     Commit(T),
     Discard(T),
+}
+
+/// The most writes committed together.
+const MAX_GROUP: usize = 64;
+
+/// The direct writer connection and the group of writes it has begun.
+pub struct Writer {
+    conn: Connection,
+    /// Set while a group is open (`BEGIN` run, no `COMMIT` yet): each write in it waits
+    /// here to learn how the commit went.
+    group: Option<Vec<oneshot::Sender<Result<(), String>>>>,
+}
+
+impl Writer {
+    /// Commits the open group, if any, and tells its writers how it went.
+    fn commit_group(&mut self) -> rusqlite::Result<()> {
+        let Some(members) = self.group.take() else {
+            return Ok(());
+        };
+        let committed = self.conn.execute_batch("COMMIT");
+        if committed.is_err() {
+            // Nothing of the group is written; the connection must not stay in it.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        let told = committed.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        for member in members {
+            let _ = member.send(told.clone());
+        }
+        committed
+    }
+}
+
+/// Counts the writers waiting for the permit, while one waits.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn join(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Queued(count)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl DirectSqlite {
@@ -78,7 +129,11 @@ impl DirectSqlite {
     pub fn open(path: &Path) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
         let direct = Arc::new(Self {
             path: path.to_owned(),
-            writer: Mutex::new(open(path, false)?),
+            writer: Mutex::new(Writer {
+                conn: open(path, false)?,
+                group: None,
+            }),
+            waiting_writers: AtomicUsize::new(0),
             readers: StdMutex::new(Vec::new()),
         });
         let checkpointer = open(path, false)?;
@@ -89,29 +144,71 @@ impl DirectSqlite {
         Ok(direct)
     }
 
-    /// Waits for the right to write. Every write through sqlx's writer pool holds it too.
-    pub async fn write_permit(&self) -> WritePermit<'_> {
+    async fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        let _queued = Queued::join(&self.waiting_writers);
         self.writer.lock().await
     }
 
-    /// Runs `f` as one write transaction on the direct writer.
+    /// Waits for the right to write, with no group of direct writes open. Every write
+    /// through sqlx's writer pool holds it.
+    pub async fn write_permit(&self) -> WritePermit<'_> {
+        let mut writer = self.lock_writer().await;
+        if let Err(e) = writer.commit_group() {
+            tracing::warn!(error = %e, "cannot commit a group of writes");
+        }
+        writer
+    }
+
+    /// Runs `f` on the direct writer, as a savepoint in the open group of writes; returns
+    /// once the group is committed. While other writers wait, the permit goes to the next
+    /// one and the group stays open: one commit (and one write of each page the group
+    /// changed) serves many requests. The last writer of a group, or the first waiter to
+    /// get the permit again, commits it.
     pub async fn write<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<Finish<T>>,
-    ) -> rusqlite::Result<T> {
-        let mut writer = self.write_permit().await;
-        // IMMEDIATE: the write lock from the start. Nobody else writes while the permit is
-        // held, so it is free; a process outside capstan waits in the busy handler.
-        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        match f(&tx)? {
-            Finish::Commit(out) => {
-                tx.commit()?;
-                Ok(out)
+        f: impl FnOnce(&Connection) -> rusqlite::Result<Finish<T>>,
+    ) -> StoreResult<T> {
+        let mut writer = self.lock_writer().await;
+        if writer.group.is_none() {
+            // IMMEDIATE: the write lock from the start. Nobody else here writes while the
+            // permit is held, so it is free; a process outside capstan waits in the busy
+            // handler.
+            writer.conn.execute_batch("BEGIN IMMEDIATE")?;
+            writer.group = Some(Vec::new());
+        }
+        let out = match in_savepoint(&mut writer.conn, f) {
+            Ok(Finish::Commit(out)) => out,
+            Ok(Finish::Discard(out)) => return finish_alone(writer, out),
+            Err(e) => {
+                let _ = finish_alone(writer, ());
+                return Err(e.into());
             }
-            Finish::Discard(out) => {
-                tx.rollback()?;
-                Ok(out)
+        };
+        let members = writer.group.as_ref().map_or(0, Vec::len);
+        if self.waiting_writers.load(Ordering::SeqCst) == 0 || members + 1 >= MAX_GROUP {
+            writer.commit_group()?;
+            return Ok(out);
+        }
+        let (told, mut committed) = oneshot::channel();
+        if let Some(group) = writer.group.as_mut() {
+            group.push(told);
+        }
+        drop(writer);
+        // A later writer commits the group; in case none comes (its request was dropped
+        // while it waited), this one waits for the permit too and commits it then.
+        let outcome = tokio::select! {
+            biased;
+            outcome = &mut committed => outcome,
+            mut writer = self.lock_writer() => {
+                let _ = writer.commit_group();
+                drop(writer);
+                committed.await
             }
+        };
+        match outcome {
+            Ok(Ok(())) => Ok(out),
+            Ok(Err(reason)) => Err(StoreError::GroupCommit(reason)),
+            Err(_) => Err(StoreError::GroupCommit("the group was dropped".into())),
         }
     }
 
@@ -140,6 +237,30 @@ impl DirectSqlite {
     }
 }
 
+/// Runs `f` in a savepoint, released if it commits and rolled back otherwise.
+fn in_savepoint<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<Finish<T>>,
+) -> rusqlite::Result<Finish<T>> {
+    let savepoint = conn.savepoint()?;
+    // Dropped without a commit (an error, a discard), the savepoint rolls back.
+    let finish = f(&savepoint)?;
+    if let Finish::Commit(_) = finish {
+        savepoint.commit()?;
+    }
+    Ok(finish)
+}
+
+/// Ends a write that added nothing to the group: commits the group now unless others wait
+/// to add to it.
+fn finish_alone<T>(mut writer: MutexGuard<'_, Writer>, out: T) -> StoreResult<T> {
+    let members = writer.group.as_ref().map_or(0, Vec::len);
+    if members == 0 {
+        writer.commit_group()?;
+    }
+    Ok(out)
+}
+
 fn checkpoint_while(alive: &Weak<DirectSqlite>, conn: &Connection) {
     loop {
         std::thread::sleep(CHECKPOINT_EVERY);
@@ -149,7 +270,10 @@ fn checkpoint_while(alive: &Weak<DirectSqlite>, conn: &Connection) {
         // PASSIVE: copies what no reader still needs, never waits for a lock.
         let checkpointed = match checkpoint(conn, "PASSIVE") {
             Ok(frames) if frames >= RESTART_AFTER_FRAMES => {
-                let _permit = direct.writer.blocking_lock();
+                let mut writer = direct.writer.blocking_lock();
+                if let Err(e) = writer.commit_group() {
+                    tracing::warn!(error = %e, "cannot commit a group of writes");
+                }
                 // RESTART: waits for the readers of older pages, copies the rest, and makes
                 // the next writer start the WAL over.
                 checkpoint(conn, "RESTART")

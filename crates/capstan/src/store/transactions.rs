@@ -362,7 +362,7 @@ impl Store {
             ))));
         }
         if let Some(direct) = self.direct() {
-            return Ok(direct
+            return direct
                 .write(|tx| {
                     if sqlite_direct::execute(tx, INSERT_TRANSACTION, &row.direct_values())? != 1 {
                         return Ok(Finish::Discard(Inserted::MemoTaken));
@@ -386,7 +386,7 @@ impl Store {
                     }
                     Ok(Finish::Commit(Inserted::Stored))
                 })
-                .await?);
+                .await;
         }
         let inserted = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
