@@ -258,7 +258,15 @@ impl Store {
 
     pub async fn close(&self) {
         match self {
-            Store::Sqlite { writer, reader, .. } => {
+            Store::Sqlite {
+                writer,
+                reader,
+                direct,
+            } => {
+                if let Some(direct) = direct {
+                    // Commits a group of writes left open, if any.
+                    drop(direct.write_permit().await);
+                }
                 reader.close().await;
                 writer.close().await;
             }

@@ -267,6 +267,13 @@ fn checkpoint_while(alive: &Weak<DirectSqlite>, conn: &Connection) {
         let Some(direct) = alive.upgrade() else {
             return;
         };
+        // A group whose writers all went away (their requests were dropped while they waited
+        // for its commit) would stay open, holding SQLite's write lock, until the next write.
+        if let Ok(mut writer) = direct.writer.try_lock()
+            && let Err(e) = writer.commit_group()
+        {
+            tracing::warn!(error = %e, "cannot commit a group of writes");
+        }
         // PASSIVE: copies what no reader still needs, never waits for a lock.
         let checkpointed = match checkpoint(conn, "PASSIVE") {
             Ok(frames) if frames >= RESTART_AFTER_FRAMES => {
