@@ -200,7 +200,7 @@ fn fees(c: &mut Criterion) {
 
 fn serialise(c: &mut Criterion) {
     let row = transaction();
-    let body = transaction_body(&row);
+    let body = serde_json::to_value(transaction_body(&row)).unwrap();
     assert_eq!(body["transaction"]["stellar_memo"], MEMO);
     assert_eq!(
         body["transaction"]["fee_details"]["details"][1]["amount"],
@@ -209,10 +209,10 @@ fn serialise(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("sep31_transaction_body");
     group.throughput(Throughput::Elements(1));
-    // The JSON value of GET /transactions/:id (and of its callbacks).
-    group.bench_function("value", |b| b.iter(|| transaction_body(black_box(&row))));
+    // The body of GET /transactions/:id (and of its callbacks), borrowing the row.
+    group.bench_function("body", |b| b.iter(|| transaction_body(black_box(&row))));
     // ... and written out as the response body.
-    group.bench_function("value_to_bytes", |b| {
+    group.bench_function("body_to_bytes", |b| {
         b.iter(|| serde_json::to_vec(&transaction_body(black_box(&row))).unwrap())
     });
     group.finish();

@@ -689,7 +689,7 @@ async fn python_sdk_plays_a_sep31_sending_anchor() {
     );
     assert_eq!(
         first["final"],
-        capstan::sep31::transactions::transaction_body(&row)["transaction"]
+        serde_json::to_value(capstan::sep31::transactions::transaction_body(&row)).unwrap()["transaction"]
     );
 
     // The transaction created without customers: waited in pending_receiver, became
@@ -772,7 +772,7 @@ async fn python_sdk_plays_a_sep31_sending_anchor() {
     );
     assert_eq!(
         callback["body"],
-        capstan::sep31::transactions::transaction_body(&row),
+        serde_json::to_value(capstan::sep31::transactions::transaction_body(&row)).unwrap(),
         "the callback body is the stored transaction's"
     );
     assert_eq!(

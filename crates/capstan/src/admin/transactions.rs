@@ -116,7 +116,7 @@ pub async fn list(
 }
 
 fn summary(row: &TransactionRow) -> Value {
-    let mut value = transaction_body(row)["transaction"].take();
+    let mut value = serde_json::to_value(transaction_body(row).transaction).unwrap_or_default();
     value["sending_anchor"] = json!(row.sending_anchor);
     value["asset_code"] = json!(row.asset_code);
     value["started_at_unix"] = json!(row.started_at);

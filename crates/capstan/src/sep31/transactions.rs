@@ -8,6 +8,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::SendingAnchor;
@@ -430,75 +432,126 @@ fn transaction_fields(
     Ok(Ok(fields))
 }
 
-/// `{"transaction": {...}}`, as `GET /transactions/:id` answers and callbacks carry.
-pub fn transaction_body(row: &TransactionRow) -> Value {
-    let asset = format!("stellar:{}:{}", row.asset_code, row.asset_issuer);
-    let mut fee_details = json!({ "total": row.amount_fee, "asset": asset });
-    if let Ok(Value::Array(details)) = serde_json::from_str::<Value>(&row.fee_details)
-        && !details.is_empty()
-    {
-        fee_details["details"] = Value::Array(details);
+/// `{"transaction": {...}}`, as `GET /transactions/:id` answers and callbacks carry. Its
+/// `Display` is the JSON. Serialized from the row's own strings, without building a
+/// `serde_json::Value` tree first: that tree was a tenth of a GET.
+#[derive(Serialize)]
+pub struct TransactionBody<'a> {
+    pub transaction: TransactionView<'a>,
+}
+
+#[derive(Serialize)]
+pub struct TransactionView<'a> {
+    id: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_message: Option<&'a str>,
+    amount_in: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_in_asset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_out: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_out_asset: Option<String>,
+    amount_fee: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_fee_asset: Option<String>,
+    fee_details: FeeDetails<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quote_id: Option<String>,
+    started_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stellar_account_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stellar_memo_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stellar_memo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stellar_transaction_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_transaction_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    required_info_message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    required_info_updates: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refunds: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct FeeDetails<'a> {
+    total: &'a str,
+    asset: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Vec<&'a RawValue>>,
+}
+
+impl std::fmt::Display for TransactionBody<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let json = serde_json::to_string(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(&json)
     }
-    let mut t = json!({
-        "id": row.id,
-        "status": row.status,
-        "amount_in": row.amount_in,
-        "amount_out": row.amount_out,
-        "amount_fee": row.amount_fee,
-        "fee_details": fee_details,
-        "started_at": iso_time(row.started_at),
-        "updated_at": iso_time(row.updated_at),
-    });
-    let optional = [
-        (
-            "status_message",
-            row.status_message.clone().map(Value::String),
-        ),
-        (
-            "stellar_account_id",
-            row.stellar_account_id.clone().map(Value::String),
-        ),
-        (
-            "stellar_memo_type",
-            row.stellar_memo_type.clone().map(Value::String),
-        ),
-        ("stellar_memo", row.stellar_memo.clone().map(Value::String)),
-        (
-            "completed_at",
-            row.completed_at.map(|t| Value::String(iso_time(t))),
-        ),
-        (
-            "stellar_transaction_id",
-            row.stellar_transaction_id.clone().map(Value::String),
-        ),
-        (
-            "external_transaction_id",
-            row.external_transaction_id.clone().map(Value::String),
-        ),
-        (
-            "required_info_message",
-            row.required_info_message.clone().map(Value::String),
-        ),
-        (
-            "required_info_updates",
-            row.required_info_updates
-                .as_deref()
-                .and_then(|u| serde_json::from_str(u).ok()),
-        ),
-        (
-            "refunds",
-            row.refunds
-                .as_deref()
-                .and_then(|r| serde_json::from_str(r).ok()),
-        ),
-    ];
-    for (key, value) in optional {
-        if let Some(value) = value {
-            t[key] = value;
-        }
+}
+
+/// The body of a transaction. The JSON columns are shown when they hold what they should
+/// (an array of fee parts, JSON values), and left out otherwise; a converting transaction
+/// has SEP-38's keys too (`sep38::sep31::render`).
+pub fn transaction_body(row: &TransactionRow) -> TransactionBody<'_> {
+    let details = serde_json::from_str::<Vec<&RawValue>>(&row.fee_details)
+        .ok()
+        .filter(|details| !details.is_empty());
+    fn json_column(column: &Option<String>) -> Option<&RawValue> {
+        serde_json::from_str(column.as_deref()?).ok()
     }
-    crate::sep38::sep31::render(row, &mut t);
-    json!({ "transaction": t })
+    let conversion = crate::sep38::sep31::render(row);
+    let amount_out = match &conversion {
+        Some(c) if !c.amount_out_known => None,
+        _ => Some(row.amount_out.as_str()),
+    };
+    let (amount_in_asset, amount_out_asset, quote_id) = match conversion {
+        Some(c) => (
+            Some(c.amount_in_asset),
+            Some(c.amount_out_asset),
+            c.quote_id,
+        ),
+        None => (None, None, None),
+    };
+    TransactionBody {
+        transaction: TransactionView {
+            id: &row.id,
+            status: &row.status,
+            status_message: row.status_message.as_deref(),
+            amount_in: &row.amount_in,
+            amount_out,
+            amount_out_asset,
+            amount_fee: &row.amount_fee,
+            amount_fee_asset: amount_in_asset.clone(),
+            fee_details: FeeDetails {
+                total: &row.amount_fee,
+                asset: match &amount_in_asset {
+                    Some(asset) => asset.clone(),
+                    None => format!("stellar:{}:{}", row.asset_code, row.asset_issuer),
+                },
+                details,
+            },
+            amount_in_asset,
+            quote_id,
+            started_at: iso_time(row.started_at),
+            updated_at: iso_time(row.updated_at),
+            completed_at: row.completed_at.map(iso_time),
+            stellar_account_id: row.stellar_account_id.as_deref(),
+            stellar_memo_type: row.stellar_memo_type.as_deref(),
+            stellar_memo: row.stellar_memo.as_deref(),
+            stellar_transaction_id: row.stellar_transaction_id.as_deref(),
+            external_transaction_id: row.external_transaction_id.as_deref(),
+            required_info_message: row.required_info_message.as_deref(),
+            required_info_updates: json_column(&row.required_info_updates),
+            refunds: json_column(&row.refunds),
+        },
+    }
 }
 
 /// The transaction `id`, if this sending anchor created it; another's is a 404 exactly like
@@ -520,9 +573,9 @@ pub async fn get_transaction(
     State(anchor): State<AppState>,
     SendingAnchor(session): SendingAnchor,
     PathSegment(id): PathSegment,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let row = owned(&anchor, &session, &id).await?;
-    Ok(Json(transaction_body(&row)))
+    Ok(Json(transaction_body(&row)).into_response())
 }
 
 pub async fn put_callback(
@@ -557,7 +610,7 @@ pub async fn patch_transaction(
     SendingAnchor(session): SendingAnchor,
     PathSegment(id): PathSegment,
     FormOrJson(body): FormOrJson<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let row = owned(&anchor, &session, &id).await?;
     if row.status() != Status::PendingTransactionInfoUpdate {
         return Err(ApiError::bad_request(format!(
@@ -647,7 +700,7 @@ pub async fn patch_transaction(
         .map_err(transition_error)?;
     anchor.outbox_wake.notify_one();
     anchor.payout_wake.notify_one();
-    Ok(Json(transaction_body(&updated)))
+    Ok(Json(transaction_body(&updated)).into_response())
 }
 
 pub fn transition_error(e: TransitionError) -> ApiError {
