@@ -235,18 +235,7 @@ impl Store {
         &self,
         id: &str,
     ) -> StoreResult<Option<(CustomerRow, Vec<FieldRow>)>> {
-        let sql = format!("{CUSTOMER_WITH_FIELDS} WHERE c.id = $1 ORDER BY f.name");
-        if let Some(direct) = self.direct() {
-            let rows = direct.read(|conn| {
-                sqlite_direct::query(conn, &sql, &[&id], CustomerFieldRow::from_direct)
-            })?;
-            return Ok(with_fields(rows));
-        }
-        let rows = on_read_pool!(self, pool => sqlx::query_as::<_, CustomerFieldRow>(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(id)
-            .fetch_all(pool)
-            .await)?;
-        Ok(with_fields(rows))
+        self.customer_with_fields_where("c.id = $1", &[id]).await
     }
 
     /// [`Store::customer_by_identity`] and [`Store::customer_fields`] in one query.
@@ -255,24 +244,33 @@ impl Store {
         account: &str,
         memo: &str,
     ) -> StoreResult<Option<(CustomerRow, Vec<FieldRow>)>> {
-        let sql =
-            format!("{CUSTOMER_WITH_FIELDS} WHERE c.account = $1 AND c.memo = $2 ORDER BY f.name");
+        self.customer_with_fields_where("c.account = $1 AND c.memo = $2", &[account, memo])
+            .await
+    }
+
+    /// The customer that `filter` (on `c`, with `values` as `$1`, `$2`, ...) finds, with its
+    /// fields.
+    async fn customer_with_fields_where(
+        &self,
+        filter: &str,
+        values: &[&str],
+    ) -> StoreResult<Option<(CustomerRow, Vec<FieldRow>)>> {
+        let sql = format!("{CUSTOMER_WITH_FIELDS} WHERE {filter} ORDER BY f.name");
         if let Some(direct) = self.direct() {
+            let values: Vec<&dyn rusqlite::ToSql> =
+                values.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
             let rows = direct.read(|conn| {
-                sqlite_direct::query(
-                    conn,
-                    &sql,
-                    &[&account, &memo],
-                    CustomerFieldRow::from_direct,
-                )
+                sqlite_direct::query(conn, &sql, &values, CustomerFieldRow::from_direct)
             })?;
             return Ok(with_fields(rows));
         }
-        let rows = on_read_pool!(self, pool => sqlx::query_as::<_, CustomerFieldRow>(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(account)
-            .bind(memo)
-            .fetch_all(pool)
-            .await)?;
+        let rows = on_read_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, CustomerFieldRow>(sqlx::AssertSqlSafe(sql.as_str()));
+            for value in values {
+                query = query.bind(*value);
+            }
+            query.fetch_all(pool).await
+        })?;
         Ok(with_fields(rows))
     }
 
