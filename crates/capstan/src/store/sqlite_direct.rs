@@ -329,13 +329,16 @@ fn open(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
 /// the digits in their names.
 fn bind(stmt: &mut Statement<'_>, values: &[&dyn ToSql]) -> rusqlite::Result<()> {
     for index in 1..=stmt.parameter_count() {
-        let name = stmt.parameter_name(index).unwrap_or("?").to_owned();
-        let value = name
-            .strip_prefix('$')
+        let value = stmt
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
             .and_then(|n| n.parse::<usize>().ok())
             .and_then(|n| n.checked_sub(1))
-            .and_then(|n| values.get(n))
-            .ok_or(rusqlite::Error::InvalidParameterName(name))?;
+            .and_then(|n| values.get(n));
+        let Some(value) = value else {
+            let name = stmt.parameter_name(index).unwrap_or("?").to_owned();
+            return Err(rusqlite::Error::InvalidParameterName(name));
+        };
         stmt.raw_bind_parameter(index, value)?;
     }
     Ok(())
