@@ -498,7 +498,8 @@ impl std::fmt::Display for TransactionBody<'_> {
 
 /// The body of a transaction. The JSON columns are shown when they hold what they should
 /// (an array of fee parts, JSON values), and left out otherwise; a converting transaction
-/// has SEP-38's keys too (`sep38::sep31::render`).
+/// has SEP-38's keys too: its assets (the fee is in the asset in), its quote, and no
+/// `amount_out` before an indicative price is taken.
 pub fn transaction_body(row: &TransactionRow) -> TransactionBody<'_> {
     let details = serde_json::from_str::<Vec<&RawValue>>(&row.fee_details)
         .ok()
@@ -506,9 +507,9 @@ pub fn transaction_body(row: &TransactionRow) -> TransactionBody<'_> {
     fn json_column(column: &Option<String>) -> Option<&RawValue> {
         serde_json::from_str(column.as_deref()?).ok()
     }
-    let conversion = crate::sep38::sep31::render(row);
+    let conversion = crate::sep38::sep31::conversion_of(row);
     let amount_out = match &conversion {
-        Some(c) if !c.amount_out_known => None,
+        Some(c) if c.price.is_none() => None,
         _ => Some(row.amount_out.as_str()),
     };
     let (amount_in_asset, amount_out_asset, quote_id) = match conversion {

@@ -246,26 +246,6 @@ pub async fn post_conversion(
     }))
 }
 
-/// The SEP-38 keys of `GET /transactions/:id` for a converting transaction.
-pub struct ConversionKeys {
-    /// `amount_in_asset`, which is also the fee's asset (`amount_fee_asset`).
-    pub amount_in_asset: String,
-    pub amount_out_asset: String,
-    pub quote_id: Option<String>,
-    /// `amount_out` is not shown before an indicative price is taken.
-    pub amount_out_known: bool,
-}
-
-pub fn render(row: &TransactionRow) -> Option<ConversionKeys> {
-    let c = conversion_of(row)?;
-    Some(ConversionKeys {
-        amount_out_known: c.price.is_some(),
-        amount_in_asset: c.amount_in_asset,
-        amount_out_asset: c.amount_out_asset,
-        quote_id: c.quote_id,
-    })
-}
-
 /// What is left to pay out of a converting transaction once `left` of its Stellar asset
 /// remains (after its fee and refunds), at the price it was converted at, rounded down to
 /// the off-chain asset's decimals; `None` for a transaction that does not convert (or has
@@ -547,11 +527,12 @@ mod tests {
         let mut c = conversion_of(&t).unwrap();
         (c.quote_id, c.quote_expires_at) = (None, None);
         t.conversion = Some(c.column());
-        let keys = render(&t).expect("a converting transaction");
-        assert!(!keys.amount_out_known);
-        assert_eq!(keys.amount_out_asset, "iso4217:BRL");
-        assert_eq!(keys.amount_in_asset, "stellar:USDC:G");
-        assert_eq!(keys.quote_id, None);
+        let body = serde_json::to_value(crate::sep31::transactions::transaction_body(&t)).unwrap();
+        let body = &body["transaction"];
+        assert!(body.get("amount_out").is_none());
+        assert_eq!(body["amount_out_asset"], "iso4217:BRL");
+        assert_eq!(body["amount_fee_asset"], "stellar:USDC:G");
+        assert!(body.get("quote_id").is_none());
         assert_eq!(payment_deadline(&quoted_row(), 5_000), 1_000);
         assert_eq!(payment_deadline(&t, 5_000), 5_000);
     }
