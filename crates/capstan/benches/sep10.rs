@@ -58,7 +58,7 @@ fn verify(c: &mut Criterion) {
     let network = Network::testnet();
     let homes = vec![HOME.to_owned()];
     let verifier = ChallengeVerifier {
-        server: server.public_key(),
+        server: &server,
         network: &network,
         home_domains: &homes,
         web_auth_domain: AUTH_DOMAIN,

@@ -41,7 +41,8 @@ pub struct ChallengeRequest<'a> {
 /// The server side of SEP-10: who signs, for which network, which domains it serves.
 #[derive(Debug, Clone)]
 pub struct ChallengeVerifier<'a> {
-    pub server: PublicKey,
+    /// The key that signs challenges: its own signature is checked by signing again.
+    pub server: &'a Keypair,
     pub network: &'a Network,
     pub home_domains: &'a [String],
     pub web_auth_domain: &'a str,
@@ -333,7 +334,7 @@ impl ChallengeVerifier<'_> {
         };
         let tx = &envelope.tx;
         // V2
-        if tx.source_account != MuxedAccount::Ed25519(Uint256(self.server.0)) {
+        if tx.source_account != MuxedAccount::Ed25519(Uint256(self.server.public_key().0)) {
             return Err(ChallengeError::WrongSource);
         }
         // V10
@@ -404,7 +405,7 @@ impl ChallengeVerifier<'_> {
                 client_domain = Some((domain.to_owned(), source));
                 continue;
             }
-            if source != self.server {
+            if source != self.server.public_key() {
                 return Err(ChallengeError::OpSourceNotServer(i));
             }
             if name == WEB_AUTH_DOMAIN_KEY.as_bytes()
@@ -418,8 +419,12 @@ impl ChallengeVerifier<'_> {
             .map_err(|_| ChallengeError::Undecodable)?;
         let mut signatures = envelope.signatures.to_vec();
         // V7: the server's signature, taken out so the rest can be counted as the client's.
-        take_signature(&mut signatures, self.server, &hash)
+        let server = self.server.public_key();
+        let ours = signatures
+            .iter()
+            .position(|s| s.hint.0 == server.hint() && self.server.signed(&hash, &s.signature))
             .ok_or(ChallengeError::MissingServerSignature)?;
+        signatures.remove(ours);
         // V14: the client domain's signature.
         if let Some((_, key)) = &client_domain {
             take_signature(&mut signatures, *key, &hash)
@@ -432,7 +437,7 @@ impl ChallengeVerifier<'_> {
             min_time,
             max_time,
             hash,
-            server: self.server,
+            server: self.server.public_key(),
             signatures,
         })
     }

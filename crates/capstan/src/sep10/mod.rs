@@ -166,7 +166,7 @@ pub async fn token(
     };
     let config = &anchor.config;
     let verifier = ChallengeVerifier {
-        server: anchor.signing_key.public_key(),
+        server: &anchor.signing_key,
         network: &config.network,
         home_domains: &config.home_domains,
         web_auth_domain: &config.web_auth_domain,

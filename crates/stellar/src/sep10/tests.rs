@@ -23,7 +23,7 @@ impl Fixture {
 
     fn verifier(&self) -> ChallengeVerifier<'_> {
         ChallengeVerifier {
-            server: self.server.public_key(),
+            server: &self.server,
             network: &self.network,
             home_domains: &self.homes,
             web_auth_domain: AUTH_DOMAIN,
@@ -381,6 +381,32 @@ fn signature_checks() {
         f.read_signed(&forged, &[&f.client]).unwrap_err(),
         ChallengeError::MissingServerSignature
     );
+
+    // The server's hint on a signature that is not the server's: a stranger's, and the
+    // server's own with one bit changed.
+    for tamper in [
+        |sig: &mut DecoratedSignature, stranger: &DecoratedSignature| {
+            sig.signature = stranger.signature.clone()
+        },
+        |sig: &mut DecoratedSignature, _: &DecoratedSignature| {
+            let mut bytes = sig.signature.to_vec();
+            bytes[40] ^= 1;
+            sig.signature = bytes.try_into().unwrap();
+        },
+    ] {
+        let mut env = envelope(&challenge);
+        let by_stranger = sign_decorated(&stranger, &env.tx, &f.network).unwrap();
+        let mut signatures = env.signatures.to_vec();
+        tamper(&mut signatures[0], &by_stranger);
+        env.signatures = signatures.try_into().unwrap();
+        let tampered = TransactionEnvelope::Tx(env)
+            .to_xdr_base64(Limits::none())
+            .unwrap();
+        assert_eq!(
+            f.read_signed(&tampered, &[&f.client]).unwrap_err(),
+            ChallengeError::MissingServerSignature
+        );
+    }
 
     // Signed for another network.
     let public = Network::public();
