@@ -63,8 +63,9 @@ pub enum StoreError {
     Busy(rusqlite::Error),
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
-    #[error("database error: the writes committed with this one failed: {0}")]
-    GroupCommit(String),
+    /// The writes committed with this one went away before their commit was known.
+    #[error("database error: the commit of this write was lost")]
+    GroupCommit,
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot open database {url}: {reason}")]

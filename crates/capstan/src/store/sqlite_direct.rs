@@ -84,7 +84,7 @@ pub struct Writer {
     conn: Connection,
     /// Set while a group is open (`BEGIN` run, no `COMMIT` yet): each write in it waits
     /// here to learn how the commit went.
-    group: Option<Vec<oneshot::Sender<Result<(), String>>>>,
+    group: Option<Vec<oneshot::Sender<Result<(), GroupFailure>>>>,
 }
 
 impl Writer {
@@ -98,11 +98,38 @@ impl Writer {
             // Nothing of the group is written; the connection must not stay in it.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
-        let told = committed.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        let told = committed.as_ref().map(|_| ()).map_err(GroupFailure::of);
         for member in members {
             let _ = member.send(told.clone());
         }
         committed
+    }
+}
+
+/// Why the commit of a group failed, as each of its members is told: SQLite's error
+/// code (so a busy database is a 503 for all of them, as for the one that committed) and
+/// its message. rusqlite's error itself cannot be cloned.
+#[derive(Debug, Clone)]
+struct GroupFailure {
+    code: rusqlite::ffi::Error,
+    message: String,
+}
+
+impl GroupFailure {
+    fn of(e: &rusqlite::Error) -> Self {
+        GroupFailure {
+            code: e
+                .sqlite_error()
+                .copied()
+                .unwrap_or_else(|| rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR)),
+            message: format!("the writes committed with this one failed: {e}"),
+        }
+    }
+}
+
+impl From<GroupFailure> for rusqlite::Error {
+    fn from(failure: GroupFailure) -> Self {
+        rusqlite::Error::SqliteFailure(failure.code, Some(failure.message))
     }
 }
 
@@ -207,8 +234,8 @@ impl DirectSqlite {
         };
         match outcome {
             Ok(Ok(())) => Ok(out),
-            Ok(Err(reason)) => Err(StoreError::GroupCommit(reason)),
-            Err(_) => Err(StoreError::GroupCommit("the group was dropped".into())),
+            Ok(Err(failure)) => Err(rusqlite::Error::from(failure).into()),
+            Err(_) => Err(StoreError::GroupCommit),
         }
     }
 
