@@ -623,6 +623,73 @@ on_both_backends!(
     a_payment_batch_is_written_whole_or_not_at_all
 );
 
+/// On PostgreSQL an executor's claim passes over the transactions another executor's claim
+/// holds (`FOR UPDATE SKIP LOCKED`) and takes the next ones, instead of waiting for them or
+/// losing the race for them.
+#[tokio::test]
+async fn a_claim_passes_over_what_another_claim_holds_postgres() {
+    let test = "a_claim_passes_over_what_another_claim_holds";
+    let Some(url) = common::postgres_url(test).await else {
+        return;
+    };
+    let store = Store::connect(&url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = capstan::store::unix_now();
+    let mut rows = Vec::new();
+    for i in 0..10 {
+        let row = pending_transaction(i, now);
+        assert!(store.insert_transaction(&row, "test").await.unwrap());
+        rows.push(row);
+    }
+    let batch: Vec<PaymentRecord> = rows.iter().map(|t| funding_payment(t, now)).collect();
+    let written = store
+        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-009", "watcher", None)
+        .await
+        .unwrap();
+    assert!(matches!(written, BatchWritten::Done { new: 10, .. }));
+
+    // The first five, held as another executor's claim holds them while it runs.
+    let other = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut held = other.begin().await.unwrap();
+    let locked: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM transactions WHERE id <= 'tx-004' ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(&mut *held)
+    .await
+    .unwrap();
+    assert_eq!(locked.len(), 5);
+
+    let ids = |claimed: Vec<capstan::store::Claimed>| {
+        let mut ids: Vec<String> = claimed.into_iter().map(|c| c.transaction.id).collect();
+        ids.sort();
+        ids
+    };
+    let second = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.claim_payouts("second", 10, 60),
+    )
+    .await
+    .expect("the claim waited for the transactions another claim holds")
+    .unwrap();
+    assert_eq!(
+        ids(second),
+        ["tx-005", "tx-006", "tx-007", "tx-008", "tx-009"]
+    );
+    held.rollback().await.unwrap();
+    let first = store.claim_payouts("first", 10, 60).await.unwrap();
+    assert_eq!(
+        ids(first),
+        ["tx-000", "tx-001", "tx-002", "tx-003", "tx-004"]
+    );
+    assert!(
+        store
+            .claim_payouts("third", 10, 60)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Writers that never pause must not grow the SQLite WAL without end: the store's checkpoint
 /// thread makes it start over (store/sqlite_direct.rs). 12,000 transactions of four pages
 /// or more leave a WAL of about 200 MB if it never starts over.

@@ -143,38 +143,47 @@ impl Store {
         lease_secs: i64,
     ) -> StoreResult<(usize, Vec<Claimed>)> {
         let now = unix_now();
+        // The candidates are read in the transaction that claims them. On PostgreSQL they
+        // are locked as they are read and another executor's read skips them, so two
+        // executors take different transactions instead of racing for the same ones (the
+        // loser of that race took nothing for the pass). SQLite has one writer at a time:
+        // IMMEDIATE takes its write lock before the read, so no other process writes
+        // between the read and the claims.
+        let (begin, skip_locked) = match self {
+            Store::Sqlite { .. } => ("BEGIN IMMEDIATE", ""),
+            Store::Postgres(_) => ("BEGIN", " FOR UPDATE OF t SKIP LOCKED"),
+        };
         let sql = format!(
             "SELECT {} FROM transactions t LEFT JOIN payouts p ON p.transaction_id = t.id \
              WHERE t.status = 'pending_receiver' AND t.paid = TRUE \
              AND (p.state IS NULL OR p.state = 'done' OR (p.state = 'waiting' AND p.next_attempt_at <= $1) OR (p.state IN ('executing', 'claimed') AND p.lease_until <= $1)) \
-             ORDER BY t.updated_at, t.id LIMIT $2",
+             ORDER BY t.updated_at, t.id LIMIT $2{skip_locked}",
             CANDIDATE_COLUMNS.as_str()
         );
-        let candidates: Vec<Candidate> = on_pool!(self, pool => {
+        let until = now + lease_secs;
+        let (found, candidates, mut won) = on_pool!(self, pool => {
+            let mut tx = pool.begin_with(begin).await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(now)
                 .bind(limit)
-                .fetch_all(pool)
+                .fetch_all(&mut *tx)
                 .await?;
-            rows.iter().map(Candidate::from_row).collect::<Result<Vec<_>, sqlx::Error>>()
-        })?;
-        let candidates: Vec<Candidate> = candidates
-            .into_iter()
-            .filter(|c| claimable(c.state.as_deref(), c.lease_until, c.next_attempt_at, now))
-            .collect();
-        let found = candidates.len();
-        if found == 0 {
-            return Ok((0, Vec::new()));
-        }
-        let until = now + lease_secs;
-        let fresh: Vec<(&str, i64)> = candidates
-            .iter()
-            .filter(|c| c.state.is_none())
-            .map(|c| (c.transaction.id.as_str(), c.transaction.version))
-            .collect();
-        let mut won: HashMap<String, PayoutRow> = HashMap::with_capacity(found);
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let candidates = rows
+                .iter()
+                .map(Candidate::from_row)
+                .filter(|c| {
+                    c.as_ref().map_or(true, |c| {
+                        claimable(c.state.as_deref(), c.lease_until, c.next_attempt_at, now)
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            let found = candidates.len();
+            let mut won: HashMap<String, PayoutRow> = HashMap::with_capacity(found);
+            let fresh: Vec<(&str, i64)> = candidates
+                .iter()
+                .filter(|c| c.state.is_none())
+                .map(|c| (c.transaction.id.as_str(), c.transaction.version))
+                .collect();
             for chunk in statement_chunks(&fresh) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO payouts (transaction_id, round, idempotency_key, state, attempts, lease_owner, lease_until, next_attempt_at, version, updated_at) \
@@ -243,8 +252,10 @@ impl Store {
                     won.insert(row.transaction_id.clone(), row);
                 }
             }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(())
+            if found > 0 {
+                tx.commit().await?;
+            }
+            Ok::<_, sqlx::Error>((found, candidates, won))
         })?;
         let claimed = candidates
             .into_iter()
