@@ -32,7 +32,7 @@ pub struct Anchor {
     /// SEP-12 customers: built in, on the business server, or the embedder's own.
     pub customers: Arc<dyn Customers>,
     pub files: FileStore,
-    /// SEP-31's integrations: built in, or the embedder's own.
+    /// SEP-31's integrations: built in, on the business server, or the embedder's own.
     pub sep31_receiver: Arc<dyn crate::sep31::integration::Sep31Receiver>,
     pub fees: Arc<dyn crate::sep31::integration::Fees>,
     /// SEP-38 prices: the configured fixed rates, the business server, or the embedder's own.
@@ -68,6 +68,8 @@ pub enum StartError {
     Rails(String),
     #[error("sep38.business_url: {0}")]
     Rates(String),
+    #[error("sep31.business_url: {0}")]
+    Sep31(String),
 }
 
 impl Anchor {
@@ -147,11 +149,28 @@ impl Anchor {
             .map_err(|e| StartError::Http(e.to_string()))?;
         let stellar_toml = sep1::render(&config, &signing_key).map_err(StartError::TomlAppend)?;
         let receive_assets = config.sep31.receive_assets(&config.assets);
-        let sep31_receiver = sep31_receiver.unwrap_or_else(|| {
-            Arc::new(crate::sep31::integration::ConfiguredReceiver::new(
-                &config.sep31,
-            ))
-        });
+        // With sep31.business_url, one forwarder serves both integrations; an embedder's own
+        // replaces either.
+        let business_sep31 = match &config.sep31.business {
+            Some(server) => Some(Arc::new(
+                crate::sep31::business::BusinessReceiver::new(server.clone(), signing_key.clone())
+                    .map_err(StartError::Sep31)?,
+            )),
+            None => None,
+        };
+        let sep31_receiver: Arc<dyn crate::sep31::integration::Sep31Receiver> =
+            match (sep31_receiver, &business_sep31) {
+                (Some(receiver), _) => receiver,
+                (None, Some(business)) => business.clone(),
+                (None, None) => Arc::new(crate::sep31::integration::ConfiguredReceiver::new(
+                    &config.sep31,
+                )),
+            };
+        let fees: Arc<dyn crate::sep31::integration::Fees> = match (fees, business_sep31) {
+            (Some(fees), _) => fees,
+            (None, Some(business)) => business,
+            (None, None) => Arc::new(crate::sep31::integration::ConfiguredFees),
+        };
         let rails: Option<Arc<dyn crate::payout::rails::Rails>> = match rails {
             Some(rails) => Some(rails),
             None => match config.rails.kind {
@@ -206,7 +225,7 @@ impl Anchor {
             stellar_toml,
             generated,
             sep31_receiver,
-            fees: fees.unwrap_or_else(|| Arc::new(crate::sep31::integration::ConfiguredFees)),
+            fees,
             rates,
             receive_assets,
             customers,

@@ -63,6 +63,7 @@ review = "auto"
 # Keep customers on your own service instead (README: "KYC on your own server"):
 # business_url = "https://kyc.internal.example"
 # business_api_key = "..."
+# business_timeout_secs = 10
 
 # The SEP-9 fields each customer type needs; `optional` ones are taken when offered.
 [kyc.types.sep31-sender]
@@ -71,6 +72,17 @@ optional = ["mobile_number"]
 
 [kyc.types.sep31-receiver]
 fields = ["first_name", "last_name", "email_address", "bank_account_number", "bank_number"]
+
+# SEP-31: the sending anchors you have agreements with (empty: any account, on test
+# networks only), and how long a transaction may wait for its payment.
+# [sep31]
+# sending_anchors = ["G..."]
+# payment_timeout_secs = 86400
+# Or let your own service decide who may send, which transactions are taken and the fees
+# (README: "SEP-31 on your own server"):
+# business_url = "https://sep31.internal.example"
+# business_api_key = "..."
+# business_timeout_secs = 10
 
 [admin]
 # The operator API: keep it on a private address. Keep the key secret.

@@ -156,7 +156,12 @@ async fn serve(config: Option<PathBuf>) -> Result<(), String> {
             kyc.type_names()
         ),
     }
-    if config.sep31.sending_anchors.is_empty() {
+    if let Some(server) = &config.sep31.business {
+        println!(
+            "  SEP-31:      sending anchors, transactions and fees decided by {}",
+            server.url
+        );
+    } else if config.sep31.sending_anchors.is_empty() {
         println!(
             "  SEP-31:      any authenticated account may send (set sep31.sending_anchors to those you have agreements with)"
         );

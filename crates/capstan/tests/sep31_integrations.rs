@@ -1,6 +1,7 @@
 //! The SEP-31 integrations an embedding anchor replaces (`Sep31Receiver`, `Fees`), through
-//! the real HTTP API: its allow-list, its refusals in each of SEP-31's three shapes, and its
-//! fees in the stored and published amounts.
+//! the real HTTP API: its allow-list, its refusals in each of SEP-31's three shapes, its
+//! fees in the stored and published amounts, and "cannot decide now" as a 503 that stores
+//! nothing.
 
 mod common;
 
@@ -8,21 +9,33 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use capstan::config::ReceiveAsset;
-use capstan::sep31::integration::{Fee, FeePart, Fees, PostRejection, PostRequest, Sep31Receiver};
+use capstan::sep31::integration::{
+    Fee, FeeError, FeePart, Fees, PostRejection, PostRequest, Sep31Receiver, Unavailable,
+};
 use common::{AppOptions, TestApp, json_of, on_both_backends};
 use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 use stellar::{Keypair, PublicKey};
 
-/// Allows one account; refuses amounts by size in the three SEP-31 shapes.
+/// Allows one account and cannot tell about another; refuses amounts by size in the three
+/// SEP-31 shapes, and cannot decide on 777.
 struct Partner {
     allowed: PublicKey,
+    unknown: PublicKey,
 }
 
 impl Sep31Receiver for Partner {
-    fn valid_sending_anchor<'a>(&'a self, account: &'a PublicKey) -> BoxFuture<'a, bool> {
-        Box::pin(async move { *account == self.allowed })
+    fn valid_sending_anchor<'a>(
+        &'a self,
+        account: &'a PublicKey,
+    ) -> BoxFuture<'a, Result<bool, Unavailable>> {
+        Box::pin(async move {
+            if *account == self.unknown {
+                return Err(Unavailable::new("the partner registry is down"));
+            }
+            Ok(*account == self.allowed)
+        })
     }
 
     fn process_post_request<'a>(
@@ -31,6 +44,11 @@ impl Sep31Receiver for Partner {
     ) -> BoxFuture<'a, Result<(), PostRejection>> {
         Box::pin(async move {
             let amount = request.amount;
+            if amount == Decimal::from(777) {
+                return Err(PostRejection::Unavailable(Unavailable::new(
+                    "the compliance service is down",
+                )));
+            }
             if amount > Decimal::from(1000) {
                 return Err(PostRejection::CustomerInfoNeeded {
                     kind: Some("sep31-large-sender".into()),
@@ -54,7 +72,8 @@ impl Sep31Receiver for Partner {
     }
 }
 
-/// 3 USDC over SEPA, 1.5 otherwise, as one detail line; small amounts refused.
+/// 3 USDC over SEPA, 1.5 otherwise, as one detail line; small amounts refused; no fee can
+/// be had for 88.
 struct FlatFees;
 
 impl Fees for FlatFees {
@@ -63,10 +82,17 @@ impl Fees for FlatFees {
         _asset: &'a ReceiveAsset,
         amount: Decimal,
         funding_method: &'a str,
-    ) -> BoxFuture<'a, Result<Fee, String>> {
+    ) -> BoxFuture<'a, Result<Fee, FeeError>> {
         Box::pin(async move {
             if amount < Decimal::from(10) {
-                return Err("amounts below 10 are not accepted by this corridor".into());
+                return Err(FeeError::Refused(
+                    "amounts below 10 are not accepted by this corridor".into(),
+                ));
+            }
+            if amount == Decimal::from(88) {
+                return Err(FeeError::Unavailable(Unavailable::new(
+                    "the fee table is being updated",
+                )));
             }
             let total = if funding_method == "SEPA" {
                 Decimal::from(3)
@@ -98,7 +124,7 @@ async fn post(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
     .await
 }
 
-async fn app_with(partner: &Keypair, db: Option<String>) -> TestApp {
+async fn app_with(partner: &Keypair, unknown: &Keypair, db: Option<String>) -> TestApp {
     TestApp::spawn_with(AppOptions {
         // No KYC types for SEP-31 here: the integration decides what it needs.
         toml: "[kyc.types.sep31-large-sender]\nfields = [\"first_name\", \"id_number\"]\n\
@@ -107,6 +133,7 @@ async fn app_with(partner: &Keypair, db: Option<String>) -> TestApp {
         database_url: db,
         sep31_receiver: Some(Arc::new(Partner {
             allowed: partner.public_key(),
+            unknown: unknown.public_key(),
         })),
         fees: Some(Arc::new(FlatFees)),
         ..Default::default()
@@ -116,7 +143,8 @@ async fn app_with(partner: &Keypair, db: Option<String>) -> TestApp {
 
 async fn integrations_decide(db: Option<String>) {
     let partner = Keypair::random();
-    let app = app_with(&partner, db).await;
+    let unknown = Keypair::random();
+    let app = app_with(&partner, &unknown, db).await;
     let token = app.token_for(&partner, None).await;
 
     // The integration's allow-list, not the configuration's (which is empty: anyone).
@@ -128,6 +156,18 @@ async fn integrations_decide(db: Option<String>) {
     )
     .await;
     assert_eq!(status, 403, "{body}");
+    // An account the integration cannot tell about now is not refused: 503, try again.
+    let unknown_token = app.token_for(&unknown, None).await;
+    let (status, body) = post(
+        &app,
+        &unknown_token,
+        json!({"amount": "100", "asset_code": "USDC", "funding_method": "SEPA"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("the partner registry is down"))
+    );
 
     // Its refusals, in SEP-31's three shapes.
     let base =
@@ -164,6 +204,27 @@ async fn integrations_decide(db: Option<String>) {
             Some("amounts below 10 are not accepted by this corridor")
         )
     );
+
+    // Neither can decide now: 503 with their message, and nothing is stored.
+    assert_eq!(
+        post(&app, &token, base("777")).await,
+        (503, json!({"error": "the compliance service is down"}))
+    );
+    assert_eq!(
+        post(&app, &token, base("88")).await,
+        (503, json!({"error": "the fee table is being updated"}))
+    );
+    let stored = app
+        .running
+        .anchor
+        .store
+        .list_transactions(&capstan::store::TransactionFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(stored.is_empty(), "{stored:?}");
 
     // Its fees are what is stored and published.
     let mut with_purpose = base("600");

@@ -83,7 +83,8 @@ impl CustomerType {
     }
 }
 
-/// The anchor's own business server, which the KYC calls are forwarded to.
+/// The anchor's own business server, which an integration's calls are forwarded to
+/// (`kyc.business_url`, `sep31.business_url`).
 #[derive(Debug, Clone)]
 pub struct BusinessServer {
     pub url: String,
@@ -213,29 +214,12 @@ pub(super) fn validate_kyc(section: KycSection) -> Result<KycConfig, ConfigError
             ));
         }
     }
-    let business = match section.business_url {
-        Some(url) => {
-            let parsed = url::Url::parse(&url)
-                .map_err(|e| key_err("kyc.business_url", format!("{url:?} is not a URL: {e}")))?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(key_err("kyc.business_url", "must be an http(s) URL"));
-            }
-            Some(BusinessServer {
-                url: url.trim_end_matches('/').to_owned(),
-                api_key: section.business_api_key,
-                timeout: Duration::from_secs(
-                    section.business_timeout_secs.unwrap_or(10).clamp(1, 60),
-                ),
-            })
-        }
-        None if section.business_api_key.is_some() => {
-            return Err(key_err(
-                "kyc.business_api_key",
-                "is only used with kyc.business_url",
-            ));
-        }
-        None => None,
-    };
+    let business = business_server(
+        "kyc",
+        section.business_url,
+        section.business_api_key,
+        section.business_timeout_secs,
+    )?;
     let max_file_bytes = section.max_file_bytes.unwrap_or(DEFAULT_MAX_FILE_BYTES);
     if !(1024..=100 * 1024 * 1024).contains(&max_file_bytes) {
         return Err(key_err(
@@ -252,6 +236,36 @@ pub(super) fn validate_kyc(section: KycSection) -> Result<KycConfig, ConfigError
         max_file_bytes,
         files_dir: section.files_dir,
     })
+}
+
+/// `<section>.business_url`, `business_api_key` and `business_timeout_secs`: the anchor's own
+/// service an integration is forwarded to. The same rules for every section that has one.
+pub(super) fn business_server(
+    section: &str,
+    url: Option<String>,
+    api_key: Option<Secret>,
+    timeout_secs: Option<u64>,
+) -> Result<Option<BusinessServer>, ConfigError> {
+    let key = |k: &str| format!("{section}.{k}");
+    match url {
+        Some(url) => {
+            let parsed = url::Url::parse(&url)
+                .map_err(|e| key_err(&key("business_url"), format!("{url:?} is not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(key_err(&key("business_url"), "must be an http(s) URL"));
+            }
+            Ok(Some(BusinessServer {
+                url: url.trim_end_matches('/').to_owned(),
+                api_key,
+                timeout: Duration::from_secs(timeout_secs.unwrap_or(10).clamp(1, 60)),
+            }))
+        }
+        None if api_key.is_some() => Err(key_err(
+            &key("business_api_key"),
+            format!("is only used with {}", key("business_url")),
+        )),
+        None => Ok(None),
+    }
 }
 
 fn known_field(key: &str, field: &str) -> Result<(), ConfigError> {

@@ -1,6 +1,7 @@
 //! The `[sep31]` section: which sending anchors may send, how long a payment may take, and
 //! what each asset is received with (limits, fees, funding methods, KYC types, the
-//! deprecated per-transaction fields).
+//! deprecated per-transaction fields); or the business server that decides who may send,
+//! what is accepted and the fees.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -9,7 +10,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use stellar::PublicKey;
 
-use super::{AssetConfig, ConfigError, KycConfig, key_err, lenient};
+use super::kyc::business_server;
+use super::{AssetConfig, BusinessServer, ConfigError, KycConfig, Secret, key_err, lenient};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +20,10 @@ pub(super) struct Sep31Section {
     sending_anchors: Vec<String>,
     #[serde(default, deserialize_with = "lenient::opt")]
     payment_timeout_secs: Option<u64>,
+    business_url: Option<String>,
+    business_api_key: Option<Secret>,
+    #[serde(default, deserialize_with = "lenient::opt")]
+    business_timeout_secs: Option<u64>,
     #[serde(default)]
     assets: BTreeMap<String, AssetSection>,
 }
@@ -111,6 +117,10 @@ pub struct Sep31Config {
     pub settings: BTreeMap<String, ReceiveSettings>,
     /// For an asset without settings of its own (the demo asset among them).
     pub default_settings: ReceiveSettings,
+    /// When set, the business server decides which sending anchors may send, accepts or
+    /// refuses each transaction, and sets its fee (`sending_anchors` and the assets'
+    /// `fee_fixed`/`fee_percent` are then not configured).
+    pub business: Option<BusinessServer>,
 }
 
 impl Sep31Config {
@@ -180,10 +190,39 @@ pub(super) fn validate_sep31(
                 .map_err(|e| key_err("sep31.sending_anchors", format!("{account:?}: {e}")))?,
         );
     }
-    if sending_anchors.is_empty() && public_network {
+    let business = business_server(
+        "sep31",
+        section.business_url,
+        section.business_api_key,
+        section.business_timeout_secs,
+    )?;
+    // Two sources for one decision would disagree sooner or later: the business server
+    // decides alone.
+    if business.is_some() {
+        if !sending_anchors.is_empty() {
+            return Err(key_err(
+                "sep31.sending_anchors",
+                "the business server (sep31.business_url) decides which sending anchors may send; leave this out",
+            ));
+        }
+        for (code, asset) in &section.assets {
+            for (key, value) in [
+                ("fee_fixed", &asset.fee_fixed),
+                ("fee_percent", &asset.fee_percent),
+            ] {
+                if value.is_some() {
+                    return Err(key_err(
+                        &format!("sep31.assets.{code}.{key}"),
+                        "the business server (sep31.business_url) sets the fees; leave this out",
+                    ));
+                }
+            }
+        }
+    }
+    if sending_anchors.is_empty() && public_network && business.is_none() {
         return Err(key_err(
             "sep31.sending_anchors",
-            "must list the accounts of the sending anchors you have agreements with on the public network",
+            "must list the accounts of the sending anchors you have agreements with on the public network (or set sep31.business_url)",
         ));
     }
     for code in section.assets.keys() {
@@ -212,6 +251,7 @@ pub(super) fn validate_sep31(
         payment_timeout_secs,
         settings,
         default_settings,
+        business,
     })
 }
 

@@ -394,3 +394,131 @@ fn public_network_needs_an_https_base_url() {
     Config::from_parts(&text("https://anchor.example.com"), Vec::new()).unwrap();
     Config::from_parts(&text("http://127.0.0.1:8000"), Vec::new()).unwrap();
 }
+
+// ---- [sep31] business server -----------------------------------------------------------------
+
+#[test]
+fn sep31_business_server_is_read() {
+    let c = Config::from_parts("", env(&[])).unwrap();
+    assert!(c.sep31.business.is_none());
+
+    let c = Config::from_parts(
+        r#"
+[sep31]
+business_url = "https://sep31.example.com/api/"
+business_api_key = "sep31-business-secret"
+business_timeout_secs = 5
+[sep31.assets.USDC]
+min_amount = "1"
+"#,
+        env(&[]),
+    )
+    .unwrap();
+    let business = c.sep31.business.as_ref().unwrap();
+    assert_eq!(business.url, "https://sep31.example.com/api");
+    assert_eq!(
+        business.api_key.as_ref().unwrap().expose(),
+        "sep31-business-secret"
+    );
+    assert_eq!(business.timeout, Duration::from_secs(5));
+    assert!(!format!("{c:?}").contains("sep31-business-secret"));
+    // The other integrations keep their own settings.
+    assert!(c.kyc.business.is_none());
+
+    // Held to 1..=60 s, 10 s when unset, as kyc.business_timeout_secs.
+    let timeout = |extra: &str| {
+        Config::from_parts(
+            &format!("[sep31]\nbusiness_url = \"http://127.0.0.1:9000\"\n{extra}"),
+            env(&[]),
+        )
+        .unwrap()
+        .sep31
+        .business
+        .unwrap()
+        .timeout
+    };
+    assert_eq!(timeout(""), Duration::from_secs(10));
+    assert_eq!(timeout("business_timeout_secs = 0"), Duration::from_secs(1));
+    assert_eq!(
+        timeout("business_timeout_secs = 3600"),
+        Duration::from_secs(60)
+    );
+
+    let c = Config::from_parts(
+        "",
+        env(&[
+            ("CAPSTAN_SEP31_BUSINESS_URL", "http://127.0.0.1:9000"),
+            ("CAPSTAN_SEP31_BUSINESS_API_KEY", "key-from-the-environment"),
+            ("CAPSTAN_SEP31_BUSINESS_TIMEOUT_SECS", "3"),
+        ]),
+    )
+    .unwrap();
+    let business = c.sep31.business.as_ref().unwrap();
+    assert_eq!(business.url, "http://127.0.0.1:9000");
+    assert_eq!(
+        business.api_key.as_ref().unwrap().expose(),
+        "key-from-the-environment"
+    );
+    assert_eq!(business.timeout, Duration::from_secs(3));
+}
+
+#[test]
+fn sep31_business_server_is_checked() {
+    let e = err("[sep31]\nbusiness_api_key = \"sep31-business-secret\"", &[]);
+    assert!(
+        e.contains("sep31.business_api_key") && e.contains("sep31.business_url"),
+        "{e}"
+    );
+    assert!(!e.contains("sep31-business-secret"), "{e}");
+    for url in ["not a url", "ftp://sep31.example.com", "/fee"] {
+        let e = err(&format!("[sep31]\nbusiness_url = \"{url}\""), &[]);
+        assert!(e.contains("sep31.business_url"), "{url}: {e}");
+    }
+    let e = err("", &[("CAPSTAN_SEP31_BUSINESS_TIMEOUT_SECS", "soon")]);
+    assert!(e.contains("soon"), "{e}");
+
+    // The business server decides alone who may send and what the fees are.
+    let e = err(
+        "[sep31]\nbusiness_url = \"http://127.0.0.1:9000\"\n\
+         sending_anchors = [\"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"]",
+        &[],
+    );
+    assert!(
+        e.contains("sep31.sending_anchors") && e.contains("sep31.business_url"),
+        "{e}"
+    );
+    for key in ["fee_fixed", "fee_percent"] {
+        let e = err(
+            &format!(
+                "[sep31]\nbusiness_url = \"http://127.0.0.1:9000\"\n[sep31.assets.USDC]\n{key} = \"1\""
+            ),
+            &[],
+        );
+        assert!(
+            e.contains(&format!("sep31.assets.USDC.{key}")) && e.contains("sep31.business_url"),
+            "{e}"
+        );
+    }
+
+    // On the public network the business server stands in for the allow-list.
+    let public = |sep31: &str| {
+        format!(
+            "[server]\nbase_url = \"https://anchor.example.com\"\n\
+             [stellar]\nnetwork = \"public\"\nsigning_seed = \"{SEED}\"\n\
+             [auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n{sep31}\n\
+             [[assets]]\ncode = \"USDC\"\nissuer = \"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"\n\
+             distribution_account = \"GA7QYNF7SOWQ3GLR2BGMZEHXAVIRZA4KVWLTJJFC7MGXUA74P7UJVSGZ\"\n"
+        )
+    };
+    let e = err(&public(""), &[]);
+    assert!(
+        e.contains("sep31.sending_anchors") && e.contains("sep31.business_url"),
+        "{e}"
+    );
+    let c = Config::from_parts(
+        &public("[sep31]\nbusiness_url = \"https://sep31.internal.example\""),
+        env(&[]),
+    )
+    .unwrap();
+    assert!(c.sep31.sending_anchors.is_empty() && c.sep31.business.is_some());
+}

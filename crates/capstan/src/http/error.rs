@@ -9,6 +9,7 @@ use stellar::horizon::HorizonError;
 use stellar::sep10::ChallengeError;
 
 use crate::kyc::KycError;
+use crate::sep31::integration::{FeeError, Unavailable};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,21 @@ impl From<KycError> for ApiError {
             KycError::BadGateway(m) => ApiError::BadGateway(m),
             KycError::Unavailable(m) => ApiError::Unavailable(m),
             KycError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<Unavailable> for ApiError {
+    fn from(e: Unavailable) -> Self {
+        ApiError::Unavailable(e.0)
+    }
+}
+
+impl From<FeeError> for ApiError {
+    fn from(e: FeeError) -> Self {
+        match e {
+            FeeError::Refused(m) => ApiError::BadRequest(m),
+            FeeError::Unavailable(e) => e.into(),
         }
     }
 }

@@ -1,8 +1,13 @@
 //! The SEP-31 integrations an anchor can replace: Polaris's `SEP31ReceiverIntegration`
 //! (`valid_sending_anchor`, `process_post_request`) and the fee calculation. The built-in
 //! implementations follow the configuration (`sep31.sending_anchors`, each asset's
-//! `fee_fixed` and `fee_percent`); an embedding binary passes its own through
+//! `fee_fixed` and `fee_percent`); with `sep31.business_url` both are asked of the anchor's
+//! business server ([`super::business`]); an embedding binary passes its own through
 //! [`crate::Extensions`].
+//!
+//! Each integration tells a refusal (the sending anchor's request is wrong for this anchor:
+//! 400 or 403) from [`Unavailable`] (it cannot decide now: 503, and the sending anchor may
+//! try again), so a service that is down never looks like a "no".
 
 use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
@@ -27,7 +32,21 @@ pub struct PostRequest<'a> {
     pub body: &'a Map<String, Value>,
 }
 
-/// The three refusals SEP-31 (and Polaris's `process_post_request`) know.
+/// An integration cannot decide now (its service is down, slow, or answered something
+/// unreadable). The request gets 503 with this message, nothing is stored, and the sending
+/// anchor may try again; the details belong in the log, not here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+impl Unavailable {
+    pub fn new(message: impl Into<String>) -> Unavailable {
+        Unavailable(message.into())
+    }
+}
+
+/// The three refusals SEP-31 (and Polaris's `process_post_request`) know, and "cannot
+/// decide now".
 #[derive(Debug, Clone, PartialEq)]
 pub enum PostRejection {
     /// More (or other) KYC is needed: `type` is the SEP-12 type to fill in.
@@ -36,11 +55,17 @@ pub enum PostRejection {
     TransactionInfoNeeded { fields: Map<String, Value> },
     /// Anything else, with the message the sending anchor reads.
     Error(String),
+    /// Not refused: the receiver cannot decide now (503).
+    Unavailable(Unavailable),
 }
 
 pub trait Sep31Receiver: Send + Sync {
-    /// Whether `account` is a sending anchor this anchor has an agreement with.
-    fn valid_sending_anchor<'a>(&'a self, account: &'a PublicKey) -> BoxFuture<'a, bool>;
+    /// Whether `account` is a sending anchor this anchor has an agreement with (`false`:
+    /// 403), or [`Unavailable`] when that cannot be known now (503).
+    fn valid_sending_anchor<'a>(
+        &'a self,
+        account: &'a PublicKey,
+    ) -> BoxFuture<'a, Result<bool, Unavailable>>;
 
     /// Accepts or refuses a transaction before it is stored.
     fn process_post_request<'a>(
@@ -82,15 +107,25 @@ impl Fee {
     }
 }
 
+/// Why there is no fee.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeeError {
+    /// This amount or method is not taken: the sending anchor reads the message (400).
+    #[error("{0}")]
+    Refused(String),
+    /// The fee cannot be computed now (503).
+    #[error("unavailable: {0}")]
+    Unavailable(Unavailable),
+}
+
 pub trait Fees: Send + Sync {
-    /// The fee for receiving `amount` of `asset` to pay out by `funding_method`. An `Err`
-    /// is a refusal the sending anchor reads (400).
+    /// The fee for receiving `amount` of `asset` to pay out by `funding_method`.
     fn fee<'a>(
         &'a self,
         asset: &'a ReceiveAsset,
         amount: Decimal,
         funding_method: &'a str,
-    ) -> BoxFuture<'a, Result<Fee, String>>;
+    ) -> BoxFuture<'a, Result<Fee, FeeError>>;
 }
 
 /// The configuration's allow-list; every request that passed capstan's checks is taken.
@@ -107,10 +142,13 @@ impl ConfiguredReceiver {
 }
 
 impl Sep31Receiver for ConfiguredReceiver {
-    fn valid_sending_anchor<'a>(&'a self, account: &'a PublicKey) -> BoxFuture<'a, bool> {
+    fn valid_sending_anchor<'a>(
+        &'a self,
+        account: &'a PublicKey,
+    ) -> BoxFuture<'a, Result<bool, Unavailable>> {
         // An empty list allows any account (refused by the configuration on the public
         // network).
-        Box::pin(async move { self.allowed.is_empty() || self.allowed.contains(account) })
+        Box::pin(async move { Ok(self.allowed.is_empty() || self.allowed.contains(account)) })
     }
 
     fn process_post_request<'a>(
@@ -130,7 +168,7 @@ impl Fees for ConfiguredFees {
         asset: &'a ReceiveAsset,
         amount: Decimal,
         _funding_method: &'a str,
-    ) -> BoxFuture<'a, Result<Fee, String>> {
+    ) -> BoxFuture<'a, Result<Fee, FeeError>> {
         Box::pin(async move {
             let settings = &asset.settings;
             let total = fee(settings, amount);

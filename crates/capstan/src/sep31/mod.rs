@@ -2,6 +2,7 @@
 //! anchor receives (`/info`), and the transactions sending anchors create and follow.
 
 pub mod amounts;
+pub mod business;
 pub mod expiry;
 pub mod info;
 pub mod integration;
@@ -35,8 +36,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// An authenticated sending anchor: a SEP-10 session whose account is on
-/// `sep31.sending_anchors` (any account when the list is empty, off the public network).
-/// Everyone else gets 403 (SEP31-06, SEP31-07).
+/// `sep31.sending_anchors` (any account when the list is empty, off the public network), or
+/// that the receiver integration accepts. Everyone else gets 403 (SEP31-06, SEP31-07); 503
+/// when the integration cannot tell now.
 pub struct SendingAnchor(pub Session);
 
 impl FromRequestParts<AppState> for SendingAnchor {
@@ -50,7 +52,7 @@ impl FromRequestParts<AppState> for SendingAnchor {
         if !state
             .sep31_receiver
             .valid_sending_anchor(&session.account())
-            .await
+            .await?
         {
             return Err(ApiError::Forbidden(format!(
                 "account {} is not a sending anchor this anchor has an agreement with",

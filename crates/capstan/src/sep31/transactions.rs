@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::SendingAnchor;
 use super::amounts::{amount_string, json_amount_literal, json_kind, parse_amount};
-use super::integration::{PostRejection, PostRequest};
+use super::integration::{Fee, PostRejection, PostRequest};
 use super::status::Status;
 use crate::anchor::AppState;
 use crate::config::{ReceiveAsset, STELLAR_DECIMALS};
@@ -183,16 +183,17 @@ pub async fn post_transaction(
             })));
         }
         Err(PostRejection::Error(message)) => return Err(ApiError::BadRequest(message)),
+        Err(PostRejection::Unavailable(e)) => return Err(e.into()),
     }
-    let mut fee = anchor
-        .fees
-        .fee(asset, amount, &funding_method)
-        .await
-        .map_err(ApiError::BadRequest)?;
-    // A quote's fee is the one it was quoted with.
-    if let Some(quote) = conversion.as_ref().and_then(|c| c.quote.as_ref()) {
-        fee.total = quote.amount_fee;
-    }
+    // A quote's fee is the one it was quoted with (by the same integration, when the quote
+    // was made): the fee service is not asked again, and need not be up.
+    let fee = match conversion.as_ref().and_then(|c| c.quote.as_ref()) {
+        Some(quote) => Fee {
+            total: quote.amount_fee,
+            details: Vec::new(),
+        },
+        None => anchor.fees.fee(asset, amount, &funding_method).await?,
+    };
     // A fee integration's mistake is not the sending anchor's: refuse to store it.
     if fee.total.is_sign_negative() || fee.total.normalize().scale() > STELLAR_DECIMALS {
         return Err(ApiError::Internal(format!(

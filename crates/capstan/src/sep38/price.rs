@@ -225,11 +225,7 @@ pub async fn priced(
 ) -> Result<Priced, ApiError> {
     let method = delivery_method.unwrap_or_default();
     let fee_of = |s: Decimal| async move {
-        let fee = anchor
-            .fees
-            .fee(sell, s, method)
-            .await
-            .map_err(ApiError::BadRequest)?;
+        let fee = anchor.fees.fee(sell, s, method).await?;
         if fee.total.is_sign_negative() || fee.total.normalize().scale() > STELLAR_DECIMALS {
             return Err(ApiError::Internal(format!(
                 "the fee integration returned {} for {}, not a Stellar amount",

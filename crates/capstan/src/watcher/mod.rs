@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::anchor::AppState;
 use crate::config::StartAt;
 use crate::sep31::amounts::amount_string;
+use crate::sep31::integration::FeeError;
 use crate::sep31::status::Status;
 use crate::sep31::transactions::transaction_body;
 use crate::store::{
@@ -712,7 +713,17 @@ pub async fn fund(
             .fees
             .fee(asset, amount_in, &t.funding_method)
             .await
-            .map_err(|e| hold(Reason::FeeRefused, format!("the fee for {amount_in}: {e}")))?;
+            .map_err(|e| match e {
+                FeeError::Refused(m) => {
+                    hold(Reason::FeeRefused, format!("the fee for {amount_in}: {m}"))
+                }
+                // Held rather than retried: the operator attaches the payment once the fee
+                // service answers again, as with a price that cannot be had.
+                FeeError::Unavailable(e) => hold(
+                    Reason::FeeRefused,
+                    format!("the fee for {amount_in} cannot be computed now: {e}"),
+                ),
+            })?;
         (amount_string(fee.total), fee.details_json().to_string())
     };
     let fee: Decimal = amount_fee.parse().unwrap_or_default();
