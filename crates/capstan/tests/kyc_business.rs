@@ -16,10 +16,10 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use common::callbacks::{Recorder, signature_of, signed_host, verified};
+use common::stoppable::StoppableServer;
 use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml, json_of};
 use serde_json::{Value, json};
 use stellar::Keypair;
-use tokio::net::TcpListener;
 
 const BUSINESS_KEY: &str = "business-key-0123456789";
 
@@ -60,10 +60,9 @@ struct Inner {
 struct FakeState(Arc<Mutex<Inner>>);
 
 struct Business {
+    server: StoppableServer,
     url: String,
     state: FakeState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Business {
@@ -72,36 +71,16 @@ impl Business {
         let router = Router::new()
             .fallback(business_handler)
             .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let server = StoppableServer::serve(router).await;
         Business {
-            url: format!("http://{addr}"),
+            url: server.url.clone(),
+            server,
             state,
-            stop: Some(stop),
-            task: Some(task),
         }
     }
 
-    /// Stops listening and closes every connection, kept-alive ones included, so capstan's
-    /// next request meets a refused connection.
     async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("the fake business server stops")
-                .expect("the fake business server task");
-        }
+        self.server.stop().await;
     }
 
     fn requests(&self) -> Vec<Recorded> {

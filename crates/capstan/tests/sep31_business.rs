@@ -19,11 +19,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use capstan::store::TransactionFilter;
+use common::stoppable::StoppableServer;
 use common::{AppOptions, TestApp, json_of, on_both_backends};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use stellar::Keypair;
-use tokio::net::TcpListener;
 
 const BUSINESS_KEY: &str = "sep31-business-key-0123456789";
 
@@ -56,10 +56,9 @@ struct Inner {
 struct FakeState(Arc<Mutex<Inner>>);
 
 struct Business {
+    server: StoppableServer,
     url: String,
     state: FakeState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Business {
@@ -68,36 +67,16 @@ impl Business {
         let router = Router::new()
             .fallback(business_handler)
             .with_state(state.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let server = StoppableServer::serve(router).await;
         Business {
-            url: format!("http://{addr}"),
+            url: server.url.clone(),
+            server,
             state,
-            stop: Some(stop),
-            task: Some(task),
         }
     }
 
-    /// Stops listening and closes every connection, kept-alive ones included, so capstan's
-    /// next request meets a refused connection.
     async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .expect("the fake business server stops")
-                .expect("the fake business server task");
-        }
+        self.server.stop().await;
     }
 
     fn requests(&self) -> Vec<Recorded> {

@@ -4,6 +4,7 @@
 
 pub mod callbacks;
 pub mod process;
+pub mod stoppable;
 pub mod world;
 
 use std::collections::HashMap;
