@@ -143,21 +143,22 @@ impl Store {
         lease_secs: i64,
     ) -> StoreResult<(usize, Vec<Claimed>)> {
         let now = unix_now();
-        // The candidates are read in the transaction that claims them. On PostgreSQL they
-        // are locked as they are read and another executor's read skips them, so two
-        // executors take different transactions instead of racing for the same ones (the
-        // loser of that race took nothing for the pass). SQLite has one writer at a time:
-        // IMMEDIATE takes its write lock before the read, so no other process writes
-        // between the read and the claims.
-        let (begin, skip_locked) = match self {
-            Store::Sqlite { .. } => ("BEGIN IMMEDIATE", ""),
-            Store::Postgres(_) => ("BEGIN", " FOR UPDATE OF t SKIP LOCKED"),
+        // The candidates are read in the transaction that claims them. On SQLite, IMMEDIATE
+        // takes the write lock before the read, so no other process writes between the read
+        // and the claims. PostgreSQL reads without locking: two executors may read the same
+        // candidates, and the one whose claims come second takes none of them (each claim is
+        // a compare-and-set). `FOR UPDATE OF t SKIP LOCKED` would spread them, but it
+        // deadlocks with an executor ending its rounds, which locks its payouts before their
+        // transactions (BENCHMARKS.md, "Payout executor").
+        let begin = match self {
+            Store::Sqlite { .. } => "BEGIN IMMEDIATE",
+            Store::Postgres(_) => "BEGIN",
         };
         let sql = format!(
             "SELECT {} FROM transactions t LEFT JOIN payouts p ON p.transaction_id = t.id \
              WHERE t.status = 'pending_receiver' AND t.paid = TRUE \
              AND (p.state IS NULL OR p.state = 'done' OR (p.state = 'waiting' AND p.next_attempt_at <= $1) OR (p.state IN ('executing', 'claimed') AND p.lease_until <= $1)) \
-             ORDER BY t.updated_at, t.id LIMIT $2{skip_locked}",
+             ORDER BY t.updated_at, t.id LIMIT $2",
             CANDIDATE_COLUMNS.as_str()
         );
         let until = now + lease_secs;
