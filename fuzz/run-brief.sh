@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Builds every cargo-fuzz target and runs each for a few seconds: the CI smoke run.
 #
-#   fuzz/run-brief.sh            # 20 s per target
+#   fuzz/run-brief.sh            # 20 s per target, with AddressSanitizer
 #   fuzz/run-brief.sh 300        # 5 min per target
-#   FUZZ_SANITIZER=none fuzz/run-brief.sh   # without AddressSanitizer (faster build)
+#   FUZZ_SANITIZER=none fuzz/run-brief.sh 60   # without AddressSanitizer: what CI runs
+#
+# .ci/run runs the last line, after clippy, with CARGO_TARGET_DIR set to
+# $CARGO_TARGET_DIR/fuzz (outside the clone; cargo fuzz builds wherever CARGO_TARGET_DIR
+# points, fuzz/target/ without it), and skips it when the nightly toolchain is missing.
 #
 # Needs the nightly toolchain (`rustup toolchain install nightly`); installs cargo-fuzz
 # when it is missing. Exits non-zero when any target crashes (a panic, a 5xx, a 4xx that
@@ -26,6 +30,7 @@ cargo +nightly fuzz build -s "$sanitizer"
 
 # The bundled SQLite defines two file-local `aiOff` tables, which AddressSanitizer's
 # one-definition-rule check reports as a violation although they are distinct statics.
+# (cargo-fuzz 0.13.2 adds it itself with -s address as well.)
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_odr_violation=0"
 
 scratch="$(mktemp -d)"

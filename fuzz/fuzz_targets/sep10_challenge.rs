@@ -84,7 +84,7 @@ fn fixture() -> &'static Fixture {
 
 fn check(f: &Fixture, transaction: &str) {
     let verifier = ChallengeVerifier {
-        server: f.server.public_key(),
+        server: &f.server,
         network: &f.network,
         home_domains: &f.homes,
         web_auth_domain: AUTH_DOMAIN,
