@@ -92,6 +92,19 @@ pub struct BusinessServer {
     pub timeout: Duration,
 }
 
+impl BusinessServer {
+    /// The HTTP client for its calls: capstan's user agent, the configured timeout, and no
+    /// redirects (a redirect would carry the API key to wherever it points).
+    pub fn http_client(&self) -> Result<reqwest::Client, String> {
+        reqwest::Client::builder()
+            .user_agent(concat!("capstan/", env!("CARGO_PKG_VERSION")))
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KycConfig {
     pub types: BTreeMap<String, CustomerType>,

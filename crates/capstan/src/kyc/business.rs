@@ -45,12 +45,7 @@ impl BusinessCustomers {
         files: FileStore,
         server: BusinessServer,
     ) -> Result<Arc<BusinessCustomers>, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("capstan/", env!("CARGO_PKG_VERSION")))
-            .timeout(server.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = server.http_client()?;
         Ok(Arc::new(BusinessCustomers {
             store,
             files,

@@ -134,13 +134,7 @@ impl Answer {
 
 impl BusinessReceiver {
     pub fn new(server: BusinessServer, signing_key: Keypair) -> Result<BusinessReceiver, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("capstan/", env!("CARGO_PKG_VERSION")))
-            .timeout(server.timeout)
-            // A redirect would carry the API key to wherever it points.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = server.http_client()?;
         let url = |call: Call| {
             url::Url::parse(&format!("{}{}", server.url, call.path()))
                 .map_err(|e| format!("{:?} is not a URL: {e}", server.url))
