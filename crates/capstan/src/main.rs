@@ -59,21 +59,36 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Log lines are written by a thread of their own, buffered, and flushed whenever it has
+    // nothing left to write: under load many lines share one write, and no request thread
+    // waits on the log file (one unbuffered write per line was a third of the CPU of a
+    // SEP-31 GET; BENCHMARKS.md). Not lossy: a full queue makes loggers wait, it never drops.
+    let (log_writer, log_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("capstan-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let result = run(cli);
+    // Every queued line is out before the last word.
+    drop(log_flush);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
-    };
-    let result = match cli.command {
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    match cli.command {
         Command::Init { path, force } => init(&path, force),
         Command::Migrate => runtime.block_on(migrate(cli.config)),
         Command::Serve => runtime.block_on(serve(cli.config)),
@@ -84,10 +99,6 @@ fn main() -> ExitCode {
         Command::Poll { once, interval } => {
             runtime.block_on(pay(cli.config, Worker::Poll, once, interval))
         }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => fail(message),
     }
 }
 
