@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod anchor;
+pub mod business_answer;
 pub mod config;
 pub mod health;
 pub mod http;

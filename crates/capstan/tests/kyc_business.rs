@@ -722,6 +722,22 @@ async fn business_errors_pass_through_or_become_502(database_url: Option<String>
     business.answer_with(200, r#"{"id": ""}"#, "application/json");
     let (status, answer) = put_customer(&app, &token, sender("Ada")).await;
     assert_eq!(status, 502, "{answer}");
+    // Valid answers padded past the 1 MiB that is read are no answers.
+    let padding = " ".repeat(1 << 20);
+    let needs_info = json!({
+        "status": "NEEDS_INFO",
+        "fields": {"first_name": {"type": "string", "description": "first name"}},
+    });
+    business.answer_with(200, &format!("{needs_info}{padding}"), "application/json");
+    let (status, answer) = get_customer(&app, &token, &[]).await;
+    assert_eq!(status, 502, "{answer}");
+    business.answer_with(
+        200,
+        &format!(r#"{{"id": "biz-9"}}{padding}"#),
+        "application/json",
+    );
+    let (status, answer) = put_customer(&app, &token, sender("Ada")).await;
+    assert_eq!(status, 502, "{answer}");
 
     // None of the failed PUTs registered a customer in capstan.
     business.answer_normally();

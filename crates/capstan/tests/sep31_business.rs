@@ -352,6 +352,7 @@ on_both_backends! {
     slow_or_stopped_business_server_is_503 => slow_or_stopped_business_server_is_503_sqlite, slow_or_stopped_business_server_is_503_postgres;
     no_api_key_no_authorization => no_api_key_no_authorization_sqlite, no_api_key_no_authorization_postgres;
     quotes_carry_the_business_fee => quotes_carry_the_business_fee_sqlite, quotes_carry_the_business_fee_postgres;
+    a_payment_waits_for_the_fee_service => a_payment_waits_for_the_fee_service_sqlite, a_payment_waits_for_the_fee_service_postgres;
 }
 
 async fn the_business_fee_is_stored_exactly(db: Option<String>) {
@@ -619,7 +620,10 @@ async fn failures_are_503_and_store_nothing(db: Option<String>) {
         (200, "<html>maintenance</html>", "text/html"),
         (200, "{\"fee\":", json_type),
     ];
-    let mut cases: Vec<(&str, u16, &str, &str)> = Vec::new();
+    // A valid answer padded past the 1 MiB that is read.
+    let too_long = format!(r#"{{"allowed": true}}{}"#, " ".repeat(1 << 20));
+    let mut cases: Vec<(&str, u16, &str, &str)> =
+        vec![("/sending_anchor", 200, &too_long, json_type)];
     for path in ["/sending_anchor", "/sep31/transactions", "/fee"] {
         for (status, body, content_type) in anywhere {
             cases.push((path, status, body, content_type));
@@ -818,4 +822,69 @@ async fn quotes_carry_the_business_fee(db: Option<String>) {
     assert_eq!(t["amount_fee"], "1.2345678");
     assert_eq!(t["amount_out"], quote["buy_amount"]);
     assert_eq!(t["fee_details"]["details"], lines);
+}
+
+/// A payment of another amount needs a new fee. While the fee service is down the watcher
+/// holds it as `fee_unavailable` (not refused), the operator's attach answers 503 and leaves
+/// it open, and once the service answers the attach funds the transaction with its fee.
+async fn a_payment_waits_for_the_fee_service(db: Option<String>) {
+    let business = Business::start().await;
+    let w = common::world::world_with(
+        db,
+        "short_payments = \"accept\"\n",
+        &format!(
+            "[sep31]\nbusiness_url = \"{}\"\nbusiness_timeout_secs = 1\n",
+            business.url
+        ),
+    )
+    .await;
+    let (id, memo) = w.create("20").await;
+    let created = w.transaction(&id).await;
+    assert_eq!(created["amount_fee"], "1.2345678", "{created}");
+
+    business.answer_with(
+        "/fee",
+        500,
+        r#"{"error": "rates feed down"}"#,
+        "application/json",
+    );
+    w.pay(fake_horizon::Memo::Id(memo), "15");
+    let held = w.wait_recorded(1).await;
+    assert_eq!(held[0]["reason"], "fee_unavailable", "{}", held[0]);
+    let payment = held[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(w.transaction(&id).await["status"], "pending_sender");
+
+    let attach = format!("/admin/payments/{payment}/attach");
+    let (status, answer) = w
+        .admin(Method::POST, &attach, Some(json!({"transaction_id": id})))
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be computed now")),
+        "{answer}"
+    );
+    assert_eq!(w.transaction(&id).await["status"], "pending_sender");
+
+    business.answer_normally();
+    let (status, answer) = w
+        .admin(Method::POST, &attach, Some(json!({"transaction_id": id})))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["resolution"], "attached");
+    let t = w.wait_status(&id, "pending_receiver").await;
+    assert_eq!(t["amount_in"], "15");
+    assert_eq!(t["amount_fee"], "1.2345678");
+    assert_eq!(t["amount_out"], "13.7654322");
+    let asked: Vec<String> = business
+        .requests_to("/fee")
+        .iter()
+        .map(|r| r.query["amount"].clone())
+        .collect();
+    assert_eq!(
+        asked,
+        ["20", "15", "15", "15"],
+        "created, watched, attached twice"
+    );
 }

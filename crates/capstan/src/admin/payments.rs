@@ -16,7 +16,7 @@ use crate::anchor::AppState;
 use crate::http::{ApiError, FormOrJson, PathSegment, Query};
 use crate::store::{PaymentFilter, PaymentRow, Resolved, iso_time};
 use crate::watcher::fund;
-use crate::watcher::matching::{Decision, asset_name};
+use crate::watcher::matching::{Decision, Reason, asset_name};
 use crate::watcher::source::IncomingPayment;
 
 const ACTOR: &str = "operator";
@@ -186,6 +186,11 @@ pub async fn attach(
         let incoming = incoming(&p)?;
         let funding = match fund(&anchor, &incoming, &t, incoming.amount).await {
             Ok(f) => f,
+            // The operator can try again once the service answers: 503, not a refusal.
+            Err(Decision::Hold {
+                reason: Reason::FeeUnavailable,
+                detail,
+            }) => return Err(ApiError::Unavailable(detail)),
             Err(Decision::Hold { detail, .. }) => return Err(ApiError::BadRequest(detail)),
             Err(Decision::Fund { .. }) => {
                 return Err(ApiError::Internal(

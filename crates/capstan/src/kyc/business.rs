@@ -19,6 +19,7 @@ use super::{
     CustomerInfo, CustomerQuery, CustomerUpdate, Customers, Identity, KycError, KycResult, Lookup,
     check_sharing, not_found_for_id,
 };
+use crate::business_answer::{AnswerError, MAX_ANSWER_BYTES, read_answer};
 use crate::config::BusinessServer;
 use crate::store::{CustomerRow, Store};
 
@@ -75,9 +76,18 @@ impl BusinessCustomers {
             KycError::Unavailable("the KYC service is unavailable; try again shortly".into())
         })?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| {
-            tracing::warn!(error = %e, "the KYC business server's answer was cut off");
-            KycError::Unavailable("the KYC service is unavailable; try again shortly".into())
+        let bytes = read_answer(response).await.map_err(|e| match e {
+            AnswerError::Cut(e) => {
+                tracing::warn!(error = %e, "the KYC business server's answer was cut off");
+                KycError::Unavailable("the KYC service is unavailable; try again shortly".into())
+            }
+            AnswerError::TooLong => {
+                tracing::warn!(
+                    limit = MAX_ANSWER_BYTES,
+                    "the KYC business server's answer is longer than the limit"
+                );
+                KycError::BadGateway("the KYC service gave an invalid answer".into())
+            }
         })?;
         let message = || {
             serde_json::from_slice::<ErrorAnswer>(&bytes)

@@ -32,6 +32,7 @@ use super::amounts::{amount_string, json_kind};
 use super::integration::{
     Fee, FeeError, FeePart, Fees, PostRejection, PostRequest, Sep31Receiver, Unavailable,
 };
+use crate::business_answer::{AnswerError, MAX_ANSWER_BYTES, read_answer};
 use crate::config::{BusinessServer, ReceiveAsset, STELLAR_DECIMALS};
 use crate::notify::signature_header;
 use crate::store::unix_now;
@@ -187,7 +188,13 @@ impl BusinessReceiver {
         }
         let response = request.send().await.map_err(|e| call.unreachable(e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| call.unreachable(e))?;
+        let bytes = read_answer(response).await.map_err(|e| match e {
+            AnswerError::Cut(e) => call.unreachable(e),
+            AnswerError::TooLong => call.nonsense(
+                status,
+                &format!("the answer is longer than {MAX_ANSWER_BYTES} bytes"),
+            ),
+        })?;
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
             Ok(None)
         } else {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::quote::owned_quote;
-use super::rates::{RateKind, RateRequest};
+use super::rates::{RateError, RateKind, RateRequest};
 use super::{Known, known_asset, pair_offered, stellar_id};
 use crate::anchor::AppState;
 use crate::config::ReceiveAsset;
@@ -358,11 +358,15 @@ async fn indicative_funding(
             client_id: None,
         })
         .await
-        .map_err(|e| {
-            hold(
+        .map_err(|e| match e {
+            RateError::Refused(m) => hold(
                 Reason::FeeRefused,
-                format!("no price for {buy_asset} in {sell_asset} now: {e:?}"),
-            )
+                format!("no price for {buy_asset} in {sell_asset} now: {m}"),
+            ),
+            RateError::Unavailable(m) => hold(
+                Reason::FeeUnavailable,
+                format!("no price for {buy_asset} in {sell_asset} now: {m}"),
+            ),
         })?;
     let amount_out = ((amount_in - fee) / price)
         .round_dp_with_strategy(conversion.decimals, RoundingStrategy::ToZero)

@@ -19,6 +19,8 @@ pub enum Reason {
     NotAwaitingPayment,
     ShortPayment,
     FeeRefused,
+    /// The fee or price service could not answer; attaching the payment later may work.
+    FeeUnavailable,
     /// The source sent a record that could not be read.
     Unreadable,
 }
@@ -33,6 +35,7 @@ impl Reason {
             Reason::NotAwaitingPayment => "not_awaiting_payment",
             Reason::ShortPayment => "short_payment",
             Reason::FeeRefused => "fee_refused",
+            Reason::FeeUnavailable => "fee_unavailable",
             Reason::Unreadable => "unreadable",
         }
     }

@@ -720,7 +720,7 @@ pub async fn fund(
                 // Held rather than retried: the operator attaches the payment once the fee
                 // service answers again, as with a price that cannot be had.
                 FeeError::Unavailable(e) => hold(
-                    Reason::FeeRefused,
+                    Reason::FeeUnavailable,
                     format!("the fee for {amount_in} cannot be computed now: {e}"),
                 ),
             })?;

@@ -43,11 +43,17 @@ pub fn world_toml(
     } else {
         "start = \"0\"\n"
     };
+    // Fees come from the business server when `more` names one (capstan refuses both).
+    let fee = if more.contains("business_url") {
+        ""
+    } else {
+        "fee_fixed = \"1\"\n"
+    };
     format!(
         "[stellar]\nhorizon_url = \"{}\"\n\
          [watcher]\nenabled = true\n{start}max_backoff_secs = 1\n{extra}\n\
          [[assets]]\ncode = \"USDC\"\nissuer = \"{issuer}\"\ndistribution_account = \"{distribution}\"\n\
-         [sep31.assets.USDC]\nfee_fixed = \"1\"\n\
+         [sep31.assets.USDC]\n{fee}\
          [kyc.types.individual]\nfields = [\"first_name\"]\n\
          {}\n{more}",
         horizon.url(),
