@@ -48,10 +48,10 @@ impl Store {
             let rows = direct.read(|conn| {
                 sqlite_direct::query(conn, SQL, &[&customer_id], |row| {
                     Ok(CallbackRow {
-                        customer_id: row.get("customer_id")?,
-                        url: row.get("url")?,
-                        kyc_type: row.get("kyc_type")?,
-                        last_status: row.get("last_status")?,
+                        customer_id: row.get(0)?,
+                        url: row.get(1)?,
+                        kyc_type: row.get(2)?,
+                        last_status: row.get(3)?,
                     })
                 })
             })?;

@@ -130,32 +130,36 @@ struct CustomerFieldRow {
     field_updated_at: Option<i64>,
 }
 
+// Columns are read by position, in the order of `CUSTOMER_COLUMNS` (which
+// `CUSTOMER_WITH_FIELDS` starts with): rusqlite finds a column by name by comparing it with
+// every column's name, which was a few percent of a SEP-31 POST.
 impl CustomerRow {
     fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(CustomerRow {
-            id: row.get("id")?,
-            account: row.get("account")?,
-            memo: row.get("memo")?,
-            memo_type: row.get("memo_type")?,
-            last_type: row.get("last_type")?,
-            rejection: row.get("rejection")?,
-            created_at: row.get("created_at")?,
-            updated_at: row.get("updated_at")?,
+            id: row.get(0)?,
+            account: row.get(1)?,
+            memo: row.get(2)?,
+            memo_type: row.get(3)?,
+            last_type: row.get(4)?,
+            rejection: row.get(5)?,
+            created_at: row.get(6)?,
+            updated_at: row.get(7)?,
         })
     }
 }
 
+// The fields' columns follow the customer's eight in `CUSTOMER_WITH_FIELDS`.
 impl CustomerFieldRow {
     fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(CustomerFieldRow {
             customer: CustomerRow::from_direct(row)?,
-            field_name: row.get("field_name")?,
-            field_value: row.get("field_value")?,
-            field_file_id: row.get("field_file_id")?,
-            field_status: row.get("field_status")?,
-            field_error: row.get("field_error")?,
-            field_verification_code: row.get("field_verification_code")?,
-            field_updated_at: row.get("field_updated_at")?,
+            field_name: row.get(8)?,
+            field_value: row.get(9)?,
+            field_file_id: row.get(10)?,
+            field_status: row.get(11)?,
+            field_error: row.get(12)?,
+            field_verification_code: row.get(13)?,
+            field_updated_at: row.get(14)?,
         })
     }
 }
