@@ -43,8 +43,13 @@ pub fn world_toml(
     } else {
         "start = \"0\"\n"
     };
-    // Fees come from the business server when `more` names one (capstan refuses both).
-    let fee = if more.contains("business_url") {
+    // Fees come from the SEP-31 business server when `more` names one (capstan refuses
+    // both); a `business_url` of the payout rails leaves them here.
+    let sep31_business = toml::from_str::<toml::Table>(more)
+        .ok()
+        .and_then(|t| t.get("sep31")?.get("business_url").cloned())
+        .is_some();
+    let fee = if sep31_business {
         ""
     } else {
         "fee_fixed = \"1\"\n"
