@@ -61,8 +61,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Log lines are written by a thread of their own, buffered, and flushed whenever it has
     // nothing left to write: under load many lines share one write, and no request thread
-    // waits on the log file (one unbuffered write per line was a third of the CPU of a
-    // SEP-31 GET; BENCHMARKS.md). Not lossy: a full queue makes loggers wait, it never drops.
+    // waits on a slow disk or log pipe (each line used to be an unbuffered write on the
+    // request's thread). Not lossy: a full queue makes loggers wait, it never drops a line.
     let (log_writer, log_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("capstan-log")
