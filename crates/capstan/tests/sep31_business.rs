@@ -271,19 +271,6 @@ async fn setup_with(database_url: Option<String>, api_key: bool, more: &str) -> 
     }
 }
 
-async fn post(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
-    json_of(
-        app.http
-            .post(format!("{}/sep31/transactions", app.url))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 async fn get_transaction(app: &TestApp, token: &str, id: &str) -> (u16, Value) {
     json_of(
         app.http
@@ -366,7 +353,7 @@ async fn the_business_fee_is_stored_exactly(db: Option<String>) {
 
     let mut body = base("100.5");
     body["note"] = json!("for the rent");
-    let (status, created) = post(&app, &token, body).await;
+    let (status, created) = app.post_transaction(&token, body).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap();
 
@@ -458,7 +445,7 @@ async fn the_business_fee_is_stored_exactly(db: Option<String>) {
     business.answer_with("/sep31/transactions", 200, "{}", "application/json");
     let mut swift = base("100");
     swift["funding_method"] = json!("SWIFT");
-    let (status, created) = post(&app, &token, swift).await;
+    let (status, created) = app.post_transaction(&token, swift).await;
     assert_eq!(status, 201, "{created}");
     let (_, got) = get_transaction(&app, &token, created["id"].as_str().unwrap()).await;
     let t = &got["transaction"];
@@ -490,14 +477,14 @@ async fn refusals_pass_through_in_sep31_shapes(db: Option<String>) {
     } = setup(db, true).await;
 
     assert_eq!(
-        post(&app, &token, base("1500")).await,
+        app.post_transaction(&token, base("1500")).await,
         (
             400,
             json!({"error": "customer_info_needed", "type": "sep31-large-sender"})
         )
     );
     assert_eq!(
-        post(&app, &token, base("600")).await,
+        app.post_transaction(&token, base("600")).await,
         (
             400,
             json!({"error": "transaction_info_needed", "fields": {"transaction": {"purpose": {
@@ -509,7 +496,7 @@ async fn refusals_pass_through_in_sep31_shapes(db: Option<String>) {
     let mut sanctioned = base("100");
     sanctioned["note"] = json!("sanctioned");
     assert_eq!(
-        post(&app, &token, sanctioned).await,
+        app.post_transaction(&token, sanctioned).await,
         (
             400,
             json!({"error": "that receiver cannot be paid under AML rules"})
@@ -518,7 +505,7 @@ async fn refusals_pass_through_in_sep31_shapes(db: Option<String>) {
     // The fee service refuses too, after the review took the transaction.
     let seen = business.requests_to("/sep31/transactions").len();
     assert_eq!(
-        post(&app, &token, base("5")).await,
+        app.post_transaction(&token, base("5")).await,
         (
             400,
             json!({"error": "amounts below 10 are not accepted by this corridor"})
@@ -529,21 +516,21 @@ async fn refusals_pass_through_in_sep31_shapes(db: Option<String>) {
 
     // A request capstan refuses itself never reaches the business server's review.
     let seen = business.requests_to("/sep31/transactions").len();
-    let (status, answer) = post(&app, &token, base("-3")).await;
+    let (status, answer) = app.post_transaction(&token, base("-3")).await;
     assert_eq!(status, 400, "{answer}");
-    let (status, answer) = post(
-        &app,
-        &token,
-        json!({"amount": "100", "asset_code": "EURC", "funding_method": "SEPA"}),
-    )
-    .await;
+    let (status, answer) = app
+        .post_transaction(
+            &token,
+            json!({"amount": "100", "asset_code": "EURC", "funding_method": "SEPA"}),
+        )
+        .await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(business.requests_to("/sep31/transactions").len(), seen);
 
     // With the field asked for, the transaction is taken; the field is forwarded.
     let mut with_purpose = base("600");
     with_purpose["fields"] = json!({"transaction": {"purpose": "family support"}});
-    let (status, created) = post(&app, &token, with_purpose).await;
+    let (status, created) = app.post_transaction(&token, with_purpose).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(
         business.last("/sep31/transactions").body.unwrap()["fields"],
@@ -559,7 +546,7 @@ async fn refused_sending_anchors_get_403(db: Option<String>) {
         token,
         ..
     } = setup(db, true).await;
-    let (status, created) = post(&app, &token, base("100")).await;
+    let (status, created) = app.post_transaction(&token, base("100")).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap();
 
@@ -568,7 +555,7 @@ async fn refused_sending_anchors_get_403(db: Option<String>) {
     business.refuse(&stranger_account);
     let stranger_token = app.token_for(&stranger, None).await;
     let seen = business.requests().len();
-    let (status, answer) = post(&app, &stranger_token, base("100")).await;
+    let (status, answer) = app.post_transaction(&stranger_token, base("100")).await;
     assert_eq!(status, 403, "{answer}");
     assert!(
         answer["error"]
@@ -675,7 +662,7 @@ async fn failures_are_503_and_store_nothing(db: Option<String>) {
     for (path, code, text, content_type) in cases {
         business.answer_normally();
         business.answer_with(path, code, text, content_type);
-        let (status, answer) = post(&app, &token, base("100")).await;
+        let (status, answer) = app.post_transaction(&token, base("100")).await;
         assert_eq!(
             status, 503,
             "{path} answered {code} {text:?}: capstan said {answer}"
@@ -695,7 +682,7 @@ async fn failures_are_503_and_store_nothing(db: Option<String>) {
 
     // Once the business server answers again, so does capstan.
     business.answer_normally();
-    let (status, created) = post(&app, &token, base("100")).await;
+    let (status, created) = app.post_transaction(&token, base("100")).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(stored(&app).await, 1);
 }
@@ -711,7 +698,7 @@ async fn slow_or_stopped_business_server_is_503(db: Option<String>) {
     // Each call is cut off after business_timeout_secs = 1, not the business server's 4 s.
     business.delay(Some(Duration::from_secs(4)));
     let started = Instant::now();
-    let (status, answer) = post(&app, &token, base("100")).await;
+    let (status, answer) = app.post_transaction(&token, base("100")).await;
     let elapsed = started.elapsed();
     assert_eq!(status, 503, "{answer}");
     assert!(
@@ -723,7 +710,7 @@ async fn slow_or_stopped_business_server_is_503(db: Option<String>) {
     assert_eq!(stored(&app).await, 0);
 
     business.stop().await;
-    let (status, answer) = post(&app, &token, base("100")).await;
+    let (status, answer) = app.post_transaction(&token, base("100")).await;
     assert_eq!(status, 503, "{answer}");
     assert!(
         answer["error"].as_str().is_some_and(|e| !e.is_empty()),
@@ -739,7 +726,7 @@ async fn no_api_key_no_authorization(db: Option<String>) {
         token,
         ..
     } = setup(db, false).await;
-    let (status, created) = post(&app, &token, base("100")).await;
+    let (status, created) = app.post_transaction(&token, base("100")).await;
     assert_eq!(status, 201, "{created}");
     let requests = business.requests();
     assert_eq!(requests.len(), 3, "{requests:?}");
@@ -814,7 +801,7 @@ async fn quotes_carry_the_business_fee(db: Option<String>) {
     let mut body = base("100");
     body["destination_asset"] = json!("iso4217:EUR");
     body["quote_id"] = quote["id"].clone();
-    let (status, created) = post(&app, &token, body).await;
+    let (status, created) = app.post_transaction(&token, body).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(business.requests_to("/fee").len(), fee_calls);
     let (_, got) = get_transaction(&app, &token, created["id"].as_str().unwrap()).await;

@@ -111,19 +111,6 @@ impl Fees for FlatFees {
     }
 }
 
-async fn post(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
-    json_of(
-        app.http
-            .post(format!("{}/sep31/transactions", app.url))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 async fn app_with(partner: &Keypair, unknown: &Keypair, db: Option<String>) -> TestApp {
     TestApp::spawn_with(AppOptions {
         // No KYC types for SEP-31 here: the integration decides what it needs.
@@ -149,21 +136,21 @@ async fn integrations_decide(db: Option<String>) {
 
     // The integration's allow-list, not the configuration's (which is empty: anyone).
     let stranger = app.token_for(&Keypair::random(), None).await;
-    let (status, body) = post(
-        &app,
-        &stranger,
-        json!({"amount": "100", "asset_code": "USDC", "funding_method": "SEPA"}),
-    )
-    .await;
+    let (status, body) = app
+        .post_transaction(
+            &stranger,
+            json!({"amount": "100", "asset_code": "USDC", "funding_method": "SEPA"}),
+        )
+        .await;
     assert_eq!(status, 403, "{body}");
     // An account the integration cannot tell about now is not refused: 503, try again.
     let unknown_token = app.token_for(&unknown, None).await;
-    let (status, body) = post(
-        &app,
-        &unknown_token,
-        json!({"amount": "100", "asset_code": "USDC", "funding_method": "SEPA"}),
-    )
-    .await;
+    let (status, body) = app
+        .post_transaction(
+            &unknown_token,
+            json!({"amount": "100", "asset_code": "USDC", "funding_method": "SEPA"}),
+        )
+        .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (503, Some("the partner registry is down"))
@@ -173,14 +160,14 @@ async fn integrations_decide(db: Option<String>) {
     let base =
         |amount: &str| json!({"amount": amount, "asset_code": "USDC", "funding_method": "SEPA"});
     assert_eq!(
-        post(&app, &token, base("1500")).await,
+        app.post_transaction(&token, base("1500")).await,
         (
             400,
             json!({"error": "customer_info_needed", "type": "sep31-large-sender"})
         )
     );
     assert_eq!(
-        post(&app, &token, base("600")).await,
+        app.post_transaction(&token, base("600")).await,
         (
             400,
             json!({"error": "transaction_info_needed", "fields": {"transaction": {"purpose": {"description": "why the money is sent, above 500"}}}})
@@ -189,14 +176,14 @@ async fn integrations_decide(db: Option<String>) {
     let mut sanctioned = base("100");
     sanctioned["note"] = json!("sanctioned");
     assert_eq!(
-        post(&app, &token, sanctioned).await,
+        app.post_transaction(&token, sanctioned).await,
         (
             400,
             json!({"error": "that receiver cannot be paid under AML rules"})
         )
     );
     // The fee integration may refuse too.
-    let (status, body) = post(&app, &token, base("5")).await;
+    let (status, body) = app.post_transaction(&token, base("5")).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (
@@ -207,11 +194,11 @@ async fn integrations_decide(db: Option<String>) {
 
     // Neither can decide now: 503 with their message, and nothing is stored.
     assert_eq!(
-        post(&app, &token, base("777")).await,
+        app.post_transaction(&token, base("777")).await,
         (503, json!({"error": "the compliance service is down"}))
     );
     assert_eq!(
-        post(&app, &token, base("88")).await,
+        app.post_transaction(&token, base("88")).await,
         (503, json!({"error": "the fee table is being updated"}))
     );
     let stored = app
@@ -229,7 +216,7 @@ async fn integrations_decide(db: Option<String>) {
     // Its fees are what is stored and published.
     let mut with_purpose = base("600");
     with_purpose["fields"] = json!({"transaction": {"purpose": "family support"}});
-    let (status, created) = post(&app, &token, with_purpose).await;
+    let (status, created) = app.post_transaction(&token, with_purpose).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap();
     let (status, got) = json_of(
@@ -256,12 +243,12 @@ async fn integrations_decide(db: Option<String>) {
         t["fee_details"]["details"],
         json!([{"name": "SEPA transfer", "amount": "3"}])
     );
-    let (status, created) = post(
-        &app,
-        &token,
-        json!({"amount": "100", "asset_code": "USDC", "funding_method": "SWIFT"}),
-    )
-    .await;
+    let (status, created) = app
+        .post_transaction(
+            &token,
+            json!({"amount": "100", "asset_code": "USDC", "funding_method": "SWIFT"}),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     let row = app
         .running

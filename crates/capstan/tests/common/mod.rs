@@ -188,6 +188,20 @@ impl TestApp {
             .expect("request")
     }
 
+    /// SEP-31 `POST /transactions` with a session token; returns (status, JSON body).
+    pub async fn post_transaction(&self, token: &str, body: Value) -> (u16, Value) {
+        json_of(
+            self.http
+                .post(format!("{}/sep31/transactions", self.url))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
     /// `GET /auth` with the given query pairs; returns (status, JSON body).
     pub async fn challenge(&self, query: &[(&str, &str)]) -> (u16, Value) {
         let response = self

@@ -113,16 +113,13 @@ impl World {
 
     /// POST /transactions: (id, memo).
     pub async fn create(&self, amount: &str) -> (String, u64) {
-        let response = self
+        let (status, body) = self
             .app
-            .http
-            .post(format!("{}/sep31/transactions", self.app.url))
-            .bearer_auth(&self.token)
-            .json(&json!({"amount": amount, "asset_code": "USDC", "funding_method": "SEPA"}))
-            .send()
-            .await
-            .unwrap();
-        let (status, body) = json_of(response).await;
+            .post_transaction(
+                &self.token,
+                json!({"amount": amount, "asset_code": "USDC", "funding_method": "SEPA"}),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
         assert_eq!(body["stellar_account_id"], self.distribution.as_str());
         assert_eq!(body["stellar_memo_type"], "id");
