@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use capstan::sep31::status::Status;
 use capstan::store::{
     BatchWritten, Funding, PaymentRecord, PaymentRow, Store, TransactionRow, prepare_transition,
@@ -663,6 +665,36 @@ async fn the_wal_starts_over_while_writers_never_pause() {
         .len();
     eprintln!("WAL high-water mark: {wal} bytes");
     assert!(wal < 100 << 20, "the WAL grew to {wal} bytes");
+}
+
+/// On a SQLite file, a request hands its write to the store's writer thread
+/// (store/sqlite_direct.rs). A caller that goes away once the write is asked for (a dropped
+/// request) does not undo it: the write is done whole, the transaction with its first event,
+/// and the writes asked for after it see it.
+#[tokio::test]
+async fn a_write_whose_caller_went_away_is_done_whole() {
+    let (store, dir) = sqlite().await;
+    store.migrate().await.unwrap();
+    let now = capstan::store::unix_now();
+    // Another process's write keeps the writer waiting in SQLite's busy handler.
+    let other = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let abandoned = pending_transaction(1, now);
+    // The write is handed over on the first poll; the zero timeout then drops the caller.
+    let outcome =
+        tokio::time::timeout(Duration::ZERO, store.insert_transaction(&abandoned, "test")).await;
+    assert!(outcome.is_err(), "the caller was meant to go away first");
+    other.execute_batch("COMMIT").unwrap();
+    let mut later = pending_transaction(2, now);
+    later.stellar_memo = abandoned.stellar_memo.clone();
+    assert!(
+        !store.insert_transaction(&later, "test").await.unwrap(),
+        "the later write sees the memo taken"
+    );
+    let found = store.transaction("tx-001").await.unwrap();
+    assert_eq!(found.as_ref(), Some(&abandoned));
+    assert_eq!(store.transaction_events("tx-001").await.unwrap().len(), 1);
+    store.close().await;
 }
 
 /// An in-memory SQLite database lives in its pool: reads and writes must share it, or the

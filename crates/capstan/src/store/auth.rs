@@ -7,8 +7,9 @@ impl Store {
     pub async fn consume_challenge(&self, hash_hex: &str, expires_at: i64) -> StoreResult<bool> {
         const SQL: &str = "INSERT INTO used_challenges (hash, expires_at) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING";
         if let Some(direct) = self.direct() {
+            let hash_hex = hash_hex.to_owned();
             let inserted = direct
-                .write(|tx| {
+                .write(move |tx| {
                     sqlite_direct::execute(tx, SQL, &[&hash_hex, &expires_at]).map(Finish::Commit)
                 })
                 .await?;

@@ -356,8 +356,22 @@ impl Store {
             "INSERT INTO customers (id, account, memo, memo_type, last_type, created_at, updated_at) SELECT $1, $2, $3, $4, COALESCE($5, ''), $6, $6{unless} ON CONFLICT (account, memo) DO NOTHING RETURNING {CUSTOMER_COLUMNS}"
         );
         if let Some(direct) = self.direct() {
+            // The writer thread needs its own copies.
+            let values = (
+                new_id.to_owned(),
+                account.to_owned(),
+                memo.to_owned(),
+                memo_type.to_owned(),
+                kind.map(str::to_owned),
+            );
+            let writes = last_write_of_each(writes)
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>();
+            let attach_files = attach_files.to_vec();
             return direct
-                .write(|tx| {
+                .write(move |tx| {
+                    let (new_id, account, memo, memo_type, kind) = values;
                     let created = sqlite_direct::query(
                         tx,
                         &sql,
@@ -367,11 +381,12 @@ impl Store {
                     let Some(created) = created.into_iter().next() else {
                         return Ok(Finish::Discard(None));
                     };
-                    for chunk in last_write_of_each(writes).chunks(MAX_FIELDS_PER_STATEMENT) {
+                    let writes: Vec<&FieldWrite> = writes.iter().collect();
+                    for chunk in writes.chunks(MAX_FIELDS_PER_STATEMENT) {
                         let values = fields_values(&created.id, chunk, &now);
                         sqlite_direct::execute(tx, &fields_upsert(chunk.len()), &values)?;
                     }
-                    for file_id in attach_files {
+                    for file_id in &attach_files {
                         sqlite_direct::execute(tx, ATTACH_FILE, &[&created.id, file_id])?;
                     }
                     Ok(Finish::Commit(Some(created)))

@@ -63,9 +63,10 @@ pub enum StoreError {
     Busy(rusqlite::Error),
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
-    /// The writes committed with this one went away before their commit was known.
-    #[error("database error: the commit of this write was lost")]
-    GroupCommit,
+    /// The SQLite writer thread has stopped (the store is closing): the write may or may not
+    /// have been committed.
+    #[error("database error: the database writer has stopped")]
+    WriterGone,
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot open database {url}: {reason}")]
@@ -114,7 +115,7 @@ macro_rules! on_pool {
                 ..
             } => {
                 let _permit = match direct {
-                    Some(direct) => Some(direct.write_permit().await),
+                    Some(direct) => Some(direct.write_permit().await?),
                     None => None,
                 };
                 $body
@@ -265,7 +266,7 @@ impl Store {
                 direct,
             } => {
                 if let Some(direct) = direct {
-                    // Commits a group of writes left open, if any.
+                    // Waits for the direct writes already asked for.
                     drop(direct.write_permit().await);
                 }
                 reader.close().await;

@@ -13,26 +13,31 @@
 //! [`CHECKPOINT_EVERY`], without the write lock (a passive checkpoint), so writers and
 //! readers go on beside it. Writers that never pause would then never let the WAL start
 //! over (it grew by gigabytes in a minute of SEP-31 POSTs), so once it holds
-//! [`RESTART_AFTER_FRAMES`] the thread takes the write permit for the little a passive
+//! [`RESTART_AFTER_FRAMES`] the thread pauses the writer for the little a passive
 //! checkpoint left, and the next writer starts the WAL from its beginning.
 //!
-//! Writes still go one at a time. The direct writer connection sits behind the same permit
-//! that every write through sqlx's writer pool takes first ([`DirectSqlite::write_permit`],
-//! taken by `on_pool!`), so SQLite never sees two writers and nobody sleeps in its busy
-//! handler. Direct writes that arrive together are committed together
-//! ([`DirectSqlite::write`]): each runs in a savepoint of one open transaction and learns
-//! its fate from the commit, so concurrent requests share one commit and one write of each
-//! page they changed. A request still answers only after its write is committed. Only a file database has these connections: an in-memory one lives inside
-//! sqlx's pool, and the store runs everything through sqlx there.
+//! Writes still go one at a time, on a thread of their own that owns the direct writer
+//! connection ([`DirectSqlite::write`]). A request hands its write to that thread and waits
+//! for the answer. The thread runs the writes queued for it back to back, each in a
+//! savepoint of one open transaction, and commits them together once the queue is empty:
+//! concurrent requests share one commit and one write of each page they changed, and the
+//! writer never waits for a request's task to be scheduled before the next write can run
+//! (it did when the connection passed from task to task behind a lock). A request still
+//! answers only after its write is committed. Every write through sqlx's writer pool first
+//! pauses that thread ([`DirectSqlite::write_permit`], taken by `on_pool!`), so SQLite never
+//! sees two writers and nobody sleeps in its busy handler.
+//!
+//! Only a file database has these connections: an in-memory one lives inside sqlx's pool,
+//! and the store runs everything through sqlx there.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex as StdMutex, Weak};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Row, Statement, ToSql};
-use tokio::sync::{Mutex, MutexGuard, oneshot};
+use tokio::sync::oneshot;
 
 use super::{StoreError, StoreResult};
 
@@ -52,10 +57,13 @@ const RESTART_AFTER_FRAMES: i64 = 1_000;
 /// The statements of the hottest paths, prepared once per connection.
 const CACHED_STATEMENTS: usize = 32;
 
+/// The most writes committed together.
+const MAX_GROUP: usize = 64;
+
 pub struct DirectSqlite {
     path: PathBuf,
-    writer: Mutex<Writer>,
-    waiting_writers: AtomicUsize,
+    /// To the writer thread, which owns the direct writer connection.
+    writes: mpsc::Sender<ToWriter>,
     readers: StdMutex<Vec<Connection>>,
 }
 
@@ -67,8 +75,11 @@ impl std::fmt::Debug for DirectSqlite {
     }
 }
 
-/// The right to write to the database, held by one writer at a time.
-pub type WritePermit<'a> = MutexGuard<'a, Writer>;
+/// The right to write to the database, held by one writer at a time: while it is held, the
+/// writer thread has no group open and waits for it to be dropped.
+pub struct WritePermit {
+    _resume: oneshot::Sender<()>,
+}
 
 /// How a write ends: `Discard` rolls back what it wrote and still returns.
 pub enum Finish<T> {
@@ -76,39 +87,28 @@ pub enum Finish<T> {
     Discard(T),
 }
 
-/// The most writes committed together.
-const MAX_GROUP: usize = 64;
-
-/// The direct writer connection and the group of writes it has begun.
-pub struct Writer {
-    conn: Connection,
-    /// Set while a group is open (`BEGIN` run, no `COMMIT` yet): each write in it waits
-    /// here to learn how the commit went.
-    group: Option<Vec<oneshot::Sender<Result<(), GroupFailure>>>>,
+/// What the writer thread is asked to do.
+enum ToWriter {
+    Write(Job),
+    /// Commit the open group, say so on `paused`, and write nothing more until `resume`'s
+    /// sender is dropped.
+    Pause {
+        paused: oneshot::Sender<()>,
+        resume: oneshot::Receiver<()>,
+    },
 }
 
-impl Writer {
-    /// Commits the open group, if any, and tells its writers how it went.
-    fn commit_group(&mut self) -> rusqlite::Result<()> {
-        let Some(members) = self.group.take() else {
-            return Ok(());
-        };
-        let committed = self.conn.execute_batch("COMMIT");
-        if committed.is_err() {
-            // Nothing of the group is written; the connection must not stay in it.
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-        let told = committed.as_ref().map(|_| ()).map_err(GroupFailure::of);
-        for member in members {
-            let _ = member.send(told.clone());
-        }
-        committed
-    }
-}
+/// A write, as the writer thread runs it: given the connection in the group's transaction
+/// (or why the group could not begin), it runs in a savepoint and, if it is to be committed,
+/// returns how to tell its caller the commit's outcome.
+type Job = Box<dyn FnOnce(Result<&mut Connection, GroupFailure>) -> Option<Member> + Send>;
 
-/// Why the commit of a group failed, as each of its members is told: SQLite's error
-/// code (so a busy database is a 503 for all of them, as for the one that committed) and
-/// its message. rusqlite's error itself cannot be cloned.
+/// A write of the open group, waiting to be told how the commit went.
+type Member = Box<dyn FnOnce(Result<(), GroupFailure>) + Send>;
+
+/// Why a group failed (its `BEGIN` or its `COMMIT`), as each of its writes is told:
+/// SQLite's error code (so a busy database is a 503 for all of them) and its message.
+/// rusqlite's error itself cannot be cloned.
 #[derive(Debug, Clone)]
 struct GroupFailure {
     code: rusqlite::ffi::Error,
@@ -125,6 +125,15 @@ impl GroupFailure {
             message: format!("the writes committed with this one failed: {e}"),
         }
     }
+
+    /// SQLite ended the group's transaction itself (some errors, a full disk among them,
+    /// roll back the whole transaction, not only the statement that met them).
+    fn rolled_back() -> Self {
+        GroupFailure {
+            code: rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+            message: "the writes committed with this one were rolled back by an error".into(),
+        }
+    }
 }
 
 impl From<GroupFailure> for rusqlite::Error {
@@ -133,34 +142,19 @@ impl From<GroupFailure> for rusqlite::Error {
     }
 }
 
-/// Counts the writers waiting for the permit, while one waits.
-struct Queued<'a>(&'a AtomicUsize);
-
-impl<'a> Queued<'a> {
-    fn join(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Queued(count)
-    }
-}
-
-impl Drop for Queued<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 impl DirectSqlite {
     /// Opens the direct writer on a database file that sqlx's writer has opened (and
     /// migrated, or is about to): the journal mode is the file's, set there. Starts the
-    /// checkpoint thread, which ends once the returned value is dropped.
+    /// writer thread and the checkpoint thread, which end once the returned value is dropped.
     pub fn open(path: &Path) -> Result<Arc<Self>, Box<dyn std::error::Error + Send + Sync>> {
+        let writer = open(path, false)?;
+        let (writes, to_write) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_while(writer, &to_write))?;
         let direct = Arc::new(Self {
             path: path.to_owned(),
-            writer: Mutex::new(Writer {
-                conn: open(path, false)?,
-                group: None,
-            }),
-            waiting_writers: AtomicUsize::new(0),
+            writes,
             readers: StdMutex::new(Vec::new()),
         });
         let checkpointer = open(path, false)?;
@@ -171,72 +165,68 @@ impl DirectSqlite {
         Ok(direct)
     }
 
-    async fn lock_writer(&self) -> MutexGuard<'_, Writer> {
-        let _queued = Queued::join(&self.waiting_writers);
-        self.writer.lock().await
+    /// Asks the writer thread to pause: the permit, and the receiver that says when the
+    /// pause has begun (every write asked for before it is committed by then).
+    fn pause(&self) -> StoreResult<(WritePermit, oneshot::Receiver<()>)> {
+        let (paused, has_paused) = oneshot::channel();
+        let (resume, resumed) = oneshot::channel();
+        self.writes
+            .send(ToWriter::Pause {
+                paused,
+                resume: resumed,
+            })
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok((WritePermit { _resume: resume }, has_paused))
     }
 
-    /// Waits for the right to write, with no group of direct writes open. Every write
-    /// through sqlx's writer pool holds it.
-    pub async fn write_permit(&self) -> WritePermit<'_> {
-        let mut writer = self.lock_writer().await;
-        if let Err(e) = writer.commit_group() {
-            tracing::warn!(error = %e, "cannot commit a group of writes");
-        }
-        writer
+    /// Waits for the right to write, with every direct write asked for before committed.
+    /// Every write through sqlx's writer pool holds it.
+    pub async fn write_permit(&self) -> StoreResult<WritePermit> {
+        let (permit, has_paused) = self.pause()?;
+        has_paused.await.map_err(|_| StoreError::WriterGone)?;
+        Ok(permit)
     }
 
-    /// Runs `f` on the direct writer, as a savepoint in the open group of writes; returns
-    /// once the group is committed. While other writers wait, the permit goes to the next
-    /// one and the group stays open: one commit (and one write of each page the group
-    /// changed) serves many requests. The last writer of a group, or the first waiter to
-    /// get the permit again, commits it.
-    pub async fn write<T>(
+    /// Runs `f` on the writer thread, as a savepoint in the open group of writes; returns
+    /// once the group is committed. The thread runs the writes queued for it back to back
+    /// in one transaction and commits them together: one commit (and one write of each page
+    /// the group changed) serves many requests, and no request task waits for its turn.
+    ///
+    /// Once asked for, the write is done even if the caller goes away before the answer.
+    pub async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<Finish<T>>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<Finish<T>> + Send + 'static,
     ) -> StoreResult<T> {
-        let mut writer = self.lock_writer().await;
-        if writer.group.is_none() {
-            // IMMEDIATE: the write lock from the start. Nobody else here writes while the
-            // permit is held, so it is free; a process outside capstan waits in the busy
-            // handler.
-            writer.conn.execute_batch("BEGIN IMMEDIATE")?;
-            writer.group = Some(Vec::new());
-        }
-        let out = match in_savepoint(&mut writer.conn, f) {
-            Ok(Finish::Commit(out)) => out,
-            Ok(Finish::Discard(out)) => return finish_alone(writer, out),
-            Err(e) => {
-                let _ = finish_alone(writer, ());
-                return Err(e.into());
+        let (tell, told) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn| {
+            let conn = match conn {
+                Ok(conn) => conn,
+                Err(failure) => {
+                    let _ = tell.send(Err(rusqlite::Error::from(failure).into()));
+                    return None;
+                }
+            };
+            match in_savepoint(conn, f) {
+                Ok(Finish::Commit(out)) => Some(Box::new(move |committed| {
+                    let _ = tell.send(match committed {
+                        Ok(()) => Ok(out),
+                        Err(failure) => Err(rusqlite::Error::from(failure).into()),
+                    });
+                })),
+                Ok(Finish::Discard(out)) => {
+                    let _ = tell.send(Ok(out));
+                    None
+                }
+                Err(e) => {
+                    let _ = tell.send(Err(e.into()));
+                    None
+                }
             }
-        };
-        let members = writer.group.as_ref().map_or(0, Vec::len);
-        if self.waiting_writers.load(Ordering::SeqCst) == 0 || members + 1 >= MAX_GROUP {
-            writer.commit_group()?;
-            return Ok(out);
-        }
-        let (told, mut committed) = oneshot::channel();
-        if let Some(group) = writer.group.as_mut() {
-            group.push(told);
-        }
-        drop(writer);
-        // A later writer commits the group; in case none comes (its request was dropped
-        // while it waited), this one waits for the permit too and commits it then.
-        let outcome = tokio::select! {
-            biased;
-            outcome = &mut committed => outcome,
-            mut writer = self.lock_writer() => {
-                let _ = writer.commit_group();
-                drop(writer);
-                committed.await
-            }
-        };
-        match outcome {
-            Ok(Ok(())) => Ok(out),
-            Ok(Err(failure)) => Err(rusqlite::Error::from(failure).into()),
-            Err(_) => Err(StoreError::GroupCommit),
-        }
+        });
+        self.writes
+            .send(ToWriter::Write(job))
+            .map_err(|_| StoreError::WriterGone)?;
+        told.await.map_err(|_| StoreError::WriterGone)?
     }
 
     /// Runs `f` on a read connection: it sees what was committed when each statement
@@ -278,14 +268,90 @@ fn in_savepoint<T>(
     Ok(finish)
 }
 
-/// Ends a write that added nothing to the group: commits the group now unless others wait
-/// to add to it.
-fn finish_alone<T>(mut writer: MutexGuard<'_, Writer>, out: T) -> StoreResult<T> {
-    let members = writer.group.as_ref().map_or(0, Vec::len);
-    if members == 0 {
-        writer.commit_group()?;
+/// The open group of writes: its transaction has begun and these wait for its commit.
+struct Group {
+    members: Vec<Member>,
+}
+
+/// The writer thread: runs each write asked for, groups those that arrive while others
+/// run, and commits a group once nothing more is queued (or it holds [`MAX_GROUP`]).
+fn write_while(mut conn: Connection, to_write: &mpsc::Receiver<ToWriter>) {
+    while let Ok(first) = to_write.recv() {
+        let mut group: Option<Group> = None;
+        let mut next = Some(first);
+        while let Some(asked) = next.take() {
+            match asked {
+                ToWriter::Write(job) => {
+                    if let Some(member) = run(&mut conn, &mut group, job)
+                        && let Some(open) = group.as_mut()
+                    {
+                        open.members.push(member);
+                    }
+                }
+                ToWriter::Pause { paused, resume } => {
+                    commit(&mut conn, group.take());
+                    if paused.send(()).is_ok() {
+                        // Err once the permit is dropped: that is the signal to go on.
+                        let _ = resume.blocking_recv();
+                    }
+                }
+            }
+            if group.as_ref().is_none_or(|g| g.members.len() < MAX_GROUP) {
+                next = to_write.try_recv().ok();
+            }
+        }
+        commit(&mut conn, group.take());
     }
-    Ok(out)
+}
+
+/// Runs one write in the group, beginning the group first if none is open.
+fn run(conn: &mut Connection, group: &mut Option<Group>, job: Job) -> Option<Member> {
+    if group.is_some() && conn.is_autocommit() {
+        // SQLite rolled the group's transaction back while a write of it failed.
+        fail(group.take(), &GroupFailure::rolled_back());
+    }
+    if group.is_none() {
+        // IMMEDIATE: the write lock from the start. Nobody else here writes while the
+        // thread runs, so it is free; a process outside capstan waits in the busy handler.
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                *group = Some(Group {
+                    members: Vec::new(),
+                })
+            }
+            Err(e) => return job(Err(GroupFailure::of(&e))),
+        }
+    }
+    job(Ok(conn))
+}
+
+/// Commits the group, if one is open, and tells its writes how it went.
+fn commit(conn: &mut Connection, group: Option<Group>) {
+    let Some(group) = group else {
+        return;
+    };
+    if conn.is_autocommit() {
+        return fail(Some(group), &GroupFailure::rolled_back());
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => {
+            for member in group.members {
+                member(Ok(()));
+            }
+        }
+        Err(e) => {
+            // Nothing of the group is written; the connection must not stay in it.
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::warn!(error = %e, "cannot commit a group of writes");
+            fail(Some(group), &GroupFailure::of(&e));
+        }
+    }
+}
+
+fn fail(group: Option<Group>, failure: &GroupFailure) {
+    for member in group.into_iter().flat_map(|g| g.members) {
+        member(Err(failure.clone()));
+    }
 }
 
 fn checkpoint_while(alive: &Weak<DirectSqlite>, conn: &Connection) {
@@ -294,19 +360,15 @@ fn checkpoint_while(alive: &Weak<DirectSqlite>, conn: &Connection) {
         let Some(direct) = alive.upgrade() else {
             return;
         };
-        // A group whose writers all went away (their requests were dropped while they waited
-        // for its commit) would stay open, holding SQLite's write lock, until the next write.
-        if let Ok(mut writer) = direct.writer.try_lock()
-            && let Err(e) = writer.commit_group()
-        {
-            tracing::warn!(error = %e, "cannot commit a group of writes");
-        }
         // PASSIVE: copies what no reader still needs, never waits for a lock.
         let checkpointed = match checkpoint(conn, "PASSIVE") {
             Ok(frames) if frames >= RESTART_AFTER_FRAMES => {
-                let mut writer = direct.writer.blocking_lock();
-                if let Err(e) = writer.commit_group() {
-                    tracing::warn!(error = %e, "cannot commit a group of writes");
+                let Ok((_permit, has_paused)) = direct.pause() else {
+                    return;
+                };
+                if has_paused.blocking_recv().is_err() {
+                    // The writer thread has ended: the store is closing.
+                    return;
                 }
                 // RESTART: waits for the readers of older pages, copies the rest, and makes
                 // the next writer start the WAL over.

@@ -362,8 +362,12 @@ impl Store {
             ))));
         }
         if let Some(direct) = self.direct() {
+            // The writer thread needs its own copies.
+            let row = row.clone();
+            let actor = actor.to_owned();
+            let quote = quote.map(|q| (q.id.to_owned(), q.account.to_owned(), q.memo.to_owned()));
             return direct
-                .write(|tx| {
+                .write(move |tx| {
                     if sqlite_direct::execute(tx, INSERT_TRANSACTION, &row.direct_values())? != 1 {
                         return Ok(Finish::Discard(Inserted::MemoTaken));
                     }
@@ -372,13 +376,13 @@ impl Store {
                         INSERT_CREATED_EVENT,
                         &[&row.id, &row.status, &actor, &row.started_at],
                     )?;
-                    if let Some(quote) = quote {
+                    if let Some((quote_id, quote_account, quote_memo)) = quote {
                         let values: [&dyn rusqlite::ToSql; 5] = [
                             &row.id,
                             &row.started_at,
-                            &quote.id,
-                            &quote.account,
-                            &quote.memo,
+                            &quote_id,
+                            &quote_account,
+                            &quote_memo,
                         ];
                         if sqlite_direct::execute(tx, CLAIM_QUOTE, &values)? != 1 {
                             return Ok(Finish::Discard(Inserted::QuoteUnavailable));
