@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use capstan::sep31::status::Status;
 use capstan::store::{
-    BatchWritten, Funding, PaymentRecord, PaymentRow, Store, TransactionRow, prepare_transition,
+    BatchWritten, Claimed, Funding, PaymentRecord, PaymentRow, RoundEnd, RoundWritten, Store,
+    TransactionRow, prepare_transition,
 };
 
 async fn sqlite() -> (Store, tempfile::TempDir) {
@@ -624,6 +625,158 @@ on_both_backends!(
     transactions_waiting_on_a_customer_are_found_by_either_party,
     a_payment_batch_is_written_whole_or_not_at_all
 );
+
+/// On PostgreSQL an executor's claim passes over the transactions another executor's claim
+/// or round end holds (`FOR UPDATE SKIP LOCKED`) and takes the next ones, instead of waiting
+/// for them or losing the race for them.
+#[tokio::test]
+async fn a_claim_passes_over_what_another_claim_holds_postgres() {
+    let test = "a_claim_passes_over_what_another_claim_holds";
+    let Some(url) = common::postgres_url(test).await else {
+        return;
+    };
+    let store = Store::connect(&url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = capstan::store::unix_now();
+    let mut rows = Vec::new();
+    for i in 0..10 {
+        let row = pending_transaction(i, now);
+        assert!(store.insert_transaction(&row, "test").await.unwrap());
+        rows.push(row);
+    }
+    let batch: Vec<PaymentRecord> = rows.iter().map(|t| funding_payment(t, now)).collect();
+    let written = store
+        .record_payments("GDISTRIBUTION", &batch, "cursor-tx-009", "watcher", None)
+        .await
+        .unwrap();
+    assert!(matches!(written, BatchWritten::Done { new: 10, .. }));
+
+    // The first five, held as another executor's claim holds them while it runs.
+    let other = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut held = other.begin().await.unwrap();
+    let locked: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM transactions WHERE id <= 'tx-004' ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(&mut *held)
+    .await
+    .unwrap();
+    assert_eq!(locked.len(), 5);
+
+    let ids = |claimed: Vec<capstan::store::Claimed>| {
+        let mut ids: Vec<String> = claimed.into_iter().map(|c| c.transaction.id).collect();
+        ids.sort();
+        ids
+    };
+    let second = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.claim_payouts("second", 10, 60),
+    )
+    .await
+    .expect("the claim waited for the transactions another claim holds")
+    .unwrap();
+    assert_eq!(
+        ids(second),
+        ["tx-005", "tx-006", "tx-007", "tx-008", "tx-009"]
+    );
+    held.rollback().await.unwrap();
+    let first = store.claim_payouts("first", 10, 60).await.unwrap();
+    assert_eq!(
+        ids(first),
+        ["tx-000", "tx-001", "tx-002", "tx-003", "tx-004"]
+    );
+    assert!(
+        store
+            .claim_payouts("third", 10, 60)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// On PostgreSQL a round's end locks its transaction before its payout (store/payouts.rs,
+/// `lock_transactions_first!`). Another executor's claim holds the transaction and then
+/// writes its payout: the end waits for that claim instead of holding the payout while it
+/// waits, which deadlocked the two (PostgreSQL broke the cycle after a second, failing one).
+#[tokio::test]
+async fn a_round_end_waits_for_a_claim_without_deadlock_postgres() {
+    let test = "a_round_end_waits_for_a_claim_without_deadlock";
+    let Some(url) = common::postgres_url(test).await else {
+        return;
+    };
+    let store = Store::connect(&url, 4).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = capstan::store::unix_now();
+    let row = pending_transaction(0, now);
+    assert!(store.insert_transaction(&row, "test").await.unwrap());
+    let written = store
+        .record_payments(
+            "GDISTRIBUTION",
+            &[funding_payment(&row, now)],
+            "cursor-tx-000",
+            "watcher",
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(written, BatchWritten::Done { new: 1, .. }));
+    let mut claimed = store.claim_payouts("first", 10, 60).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let Claimed {
+        transaction,
+        payout,
+        ..
+    } = claimed.remove(0);
+    let next = prepare_transition(&transaction, Status::Completed, |_| {}).unwrap();
+
+    let other = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut claim = other.begin().await.unwrap();
+    sqlx::query("SELECT id FROM transactions WHERE id = 'tx-000' FOR UPDATE")
+        .fetch_all(&mut *claim)
+        .await
+        .unwrap();
+    let ending = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let end = RoundEnd {
+                state: "done",
+                next_attempt_at: 0,
+                last_error: None,
+                transition: Some((&transaction, &next, "paid out", None)),
+            };
+            store.end_round(&payout, &end, "executor").await
+        })
+    };
+    // Until the end waits for a lock the claim holds.
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, i64>(waiting)
+        .fetch_one(&other)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the round's end never waited for the claim"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("UPDATE payouts SET updated_at = updated_at WHERE transaction_id = 'tx-000'")
+        .execute(&mut *claim)
+        .await
+        .expect("the claim writes the payout the round's end has not locked");
+    claim.commit().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), ending)
+        .await
+        .expect("the round's end went on after the claim")
+        .unwrap()
+        .expect("the round's end");
+    assert_eq!(ended, RoundWritten::Done);
+    assert_eq!(
+        store.transaction("tx-000").await.unwrap().unwrap().status,
+        "completed"
+    );
+}
 
 /// Writers that never pause must not grow the SQLite WAL without end: the store's checkpoint
 /// thread makes it start over (store/sqlite_direct.rs). 12,000 transactions of four pages

@@ -117,6 +117,29 @@ fn claimable(state: Option<&str>, lease_until: i64, next_attempt_at: i64, now: i
 /// the row handed to the executor is the one it holds (no second read).
 const UNCHANGED: &str = "EXISTS (SELECT 1 FROM transactions t WHERE t.id = payouts.transaction_id AND t.version = $3 AND t.status = 'pending_receiver')";
 
+/// On PostgreSQL, locks the rows of `transactions` with these ids (sorted), before a write
+/// that changes their payouts and then them. Two writers that lock the same rows of both
+/// tables in opposite orders deadlock: a claim holds its candidates' transactions and waits
+/// for their payouts, so a round's end must not hold a payout while it waits for its
+/// transaction. PostgreSQL would break such a cycle only after `deadlock_timeout`, and the
+/// executor that lost would sleep. On SQLite writers go one at a time, and there is nothing
+/// to order.
+macro_rules! lock_transactions_first {
+    ($store:expr, $tx:ident, $ids:expr) => {
+        if matches!($store, Store::Postgres(_)) {
+            for chunk in statement_chunks($ids) {
+                let mut lock = sqlx::QueryBuilder::new("SELECT id FROM transactions WHERE id IN (");
+                let mut each = lock.separated(", ");
+                for id in chunk {
+                    each.push_bind(*id);
+                }
+                lock.push(") ORDER BY id FOR UPDATE");
+                lock.build().fetch_all(&mut *$tx).await?;
+            }
+        }
+    };
+}
+
 impl Store {
     /// Takes up to `limit` funded `pending_receiver` transactions for `owner` for
     /// `lease_secs`: new ones, ones back from a correction (a new round), retries that are
@@ -145,20 +168,20 @@ impl Store {
         let now = unix_now();
         // The candidates are read in the transaction that claims them. On SQLite, IMMEDIATE
         // takes the write lock before the read, so no other process writes between the read
-        // and the claims. PostgreSQL reads without locking: two executors may read the same
-        // candidates, and the one whose claims come second takes none of them (each claim is
-        // a compare-and-set). `FOR UPDATE OF t SKIP LOCKED` would spread them, but it
-        // deadlocks with an executor ending its rounds, which locks its payouts before their
-        // transactions (BENCHMARKS.md, "Payout executor").
-        let begin = match self {
-            Store::Sqlite { .. } => "BEGIN IMMEDIATE",
-            Store::Postgres(_) => "BEGIN",
+        // and the claims. On PostgreSQL, `FOR UPDATE OF t SKIP LOCKED` passes over the
+        // transactions another executor's claim or round end holds, so two executors take
+        // different candidates instead of racing for the same ones. That cannot deadlock:
+        // every write of the executor's that changes both tables locks the transaction
+        // before its payout ([`lock_transactions_first!`]).
+        let (begin, lock) = match self {
+            Store::Sqlite { .. } => ("BEGIN IMMEDIATE", ""),
+            Store::Postgres(_) => ("BEGIN", " FOR UPDATE OF t SKIP LOCKED"),
         };
         let sql = format!(
             "SELECT {} FROM transactions t LEFT JOIN payouts p ON p.transaction_id = t.id \
              WHERE t.status = 'pending_receiver' AND t.paid = TRUE \
              AND (p.state IS NULL OR p.state = 'done' OR (p.state = 'waiting' AND p.next_attempt_at <= $1) OR (p.state IN ('executing', 'claimed') AND p.lease_until <= $1)) \
-             ORDER BY t.updated_at, t.id LIMIT $2",
+             ORDER BY t.updated_at, t.id LIMIT $2{lock}",
             CANDIDATE_COLUMNS.as_str()
         );
         let until = now + lease_secs;
@@ -321,8 +344,14 @@ impl Store {
     ) -> StoreResult<bool> {
         let now = unix_now();
         let writes: Vec<TransitionWrite<'_>> = ends.iter().map(|(_, w)| *w).collect();
+        let mut ids: Vec<&str> = ends
+            .iter()
+            .map(|(p, _)| p.transaction_id.as_str())
+            .collect();
+        ids.sort_unstable();
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            lock_transactions_first!(self, tx, &ids);
             let mut held = true;
             for chunk in statement_chunks(ends) {
                 let mut update = sqlx::QueryBuilder::new(
@@ -397,6 +426,7 @@ impl Store {
         let now = unix_now();
         let written = on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            lock_transactions_first!(self, tx, &[payout.transaction_id.as_str()]);
             let held = sqlx::query("UPDATE payouts SET state = $3, next_attempt_at = $4, last_error = $5, lease_owner = CASE WHEN $3 = 'executing' THEN lease_owner ELSE NULL END, lease_until = CASE WHEN $3 = 'executing' THEN $4 ELSE 0 END, version = version + 1, updated_at = $6 \
                  WHERE transaction_id = $1 AND version = $2")
                 .bind(&payout.transaction_id)
