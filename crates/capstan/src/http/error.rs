@@ -92,7 +92,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) | StoreError::Busy(_) => {
+            StoreError::Unavailable(_) | StoreError::Busy(_) | StoreError::WriterGone => {
                 ApiError::Unavailable("the database is unavailable; try again shortly".into())
             }
             other => ApiError::Internal(other.to_string()),

@@ -322,7 +322,16 @@ fn run(conn: &mut Connection, group: &mut Option<Group>, job: Job) -> Option<Mem
             Err(e) => return job(Err(GroupFailure::of(&e))),
         }
     }
-    job(Ok(conn))
+    // A write that panics must not take the thread, and every later write, with it: its
+    // savepoint rolls back as it unwinds, and its caller, whose answer is dropped, gets
+    // `StoreError::WriterGone`.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(conn)))) {
+        Ok(member) => member,
+        Err(_) => {
+            tracing::error!("a write panicked on the SQLite writer thread; it is rolled back");
+            None
+        }
+    }
 }
 
 /// Commits the group, if one is open, and tells its writes how it went.
@@ -455,4 +464,39 @@ pub fn query<T>(
         out.push(map(row)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_that_panics_is_rolled_back_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER);")
+            .unwrap();
+        let direct = DirectSqlite::open(&path).unwrap();
+        let panicked = direct
+            .write(|tx| -> rusqlite::Result<Finish<()>> {
+                execute(tx, "INSERT INTO t VALUES (1)", &[])?;
+                panic!("a bug in a write");
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(StoreError::WriterGone)),
+            "{panicked:?}"
+        );
+        let written = direct
+            .write(|tx| execute(tx, "INSERT INTO t VALUES (2)", &[]).map(Finish::Commit))
+            .await
+            .unwrap();
+        assert_eq!(written, 1);
+        let values = direct
+            .read(|conn| query(conn, "SELECT v FROM t", &[], |row| row.get::<_, i64>(0)))
+            .unwrap();
+        assert_eq!(values, [2]);
+    }
 }
