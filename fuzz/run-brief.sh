@@ -25,6 +25,12 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked || cargo install cargo-fuzz
 fi
 
+# The fuzz workspace has its own Cargo.lock; a build must not change it behind CI's back
+# (cargo fuzz build has no --locked of its own).
+if ! cargo +nightly metadata --locked --format-version 1 >/dev/null; then
+    echo "fuzz/Cargo.lock is out of date: run 'cargo +nightly metadata --format-version 1' in fuzz/ and commit the lock file" >&2
+    exit 1
+fi
 targets=$(cargo +nightly fuzz list)
 cargo +nightly fuzz build -s "$sanitizer"
 
