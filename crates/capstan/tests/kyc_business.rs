@@ -6,17 +6,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use common::callbacks::{Recorder, signature_of, signed_host, verified};
-use common::stoppable::StoppableServer;
+use common::fake_business::{FakeBusiness, Recorded};
 use common::{ADMIN_KEY, AppOptions, TestApp, admin_toml, json_of};
 use serde_json::{Value, json};
 use stellar::Keypair;
@@ -24,17 +20,6 @@ use stellar::Keypair;
 const BUSINESS_KEY: &str = "business-key-0123456789";
 
 // ---- the fake business server --------------------------------------------------------------
-
-/// One request as the business server saw it.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    query: BTreeMap<String, String>,
-    /// The JSON body; a body that is not JSON is kept as a JSON string.
-    body: Option<Value>,
-    authorization: Option<String>,
-}
 
 #[derive(Debug, Clone)]
 struct FakeCustomer {
@@ -45,78 +30,23 @@ struct FakeCustomer {
     status: String,
 }
 
+/// The business server's customers.
 #[derive(Default)]
-struct Inner {
+struct Customers {
     customers: BTreeMap<String, FakeCustomer>,
-    requests: Vec<Recorded>,
-    /// When set, every request gets this (status, body, content type) instead.
-    canned: Option<(u16, String, String)>,
-    /// When set, every answer waits this long first.
-    delay: Option<Duration>,
     created: u32,
 }
 
-#[derive(Clone, Default)]
-struct FakeState(Arc<Mutex<Inner>>);
+type Business = FakeBusiness<Customers>;
 
-struct Business {
-    server: StoppableServer,
-    url: String,
-    state: FakeState,
-}
-
-impl Business {
-    async fn start() -> Business {
-        let state = FakeState::default();
-        let router = Router::new()
-            .fallback(business_handler)
-            .with_state(state.clone());
-        let server = StoppableServer::serve(router).await;
-        Business {
-            url: server.url.clone(),
-            server,
-            state,
-        }
-    }
-
-    async fn stop(&mut self) {
-        self.server.stop().await;
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.state.0.lock().unwrap().requests.clone()
-    }
-
-    fn requests_with(&self, method: &str) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.method == method)
-            .collect()
-    }
-
-    fn last(&self, method: &str) -> Recorded {
-        self.requests_with(method)
-            .pop()
-            .unwrap_or_else(|| panic!("the business server got no {method} request"))
-    }
-
-    fn answer_with(&self, status: u16, body: &str, content_type: &str) {
-        self.state.0.lock().unwrap().canned =
-            Some((status, body.to_owned(), content_type.to_owned()));
-    }
-
-    fn answer_normally(&self) {
-        self.state.0.lock().unwrap().canned = None;
-    }
-
-    fn delay(&self, delay: Option<Duration>) {
-        self.state.0.lock().unwrap().delay = delay;
+impl FakeBusiness<Customers> {
+    async fn with_customers() -> Business {
+        Business::start(Customers::default(), business_handler).await
     }
 
     /// The business's own decision, made outside SEP-12.
     fn set_status(&self, id: &str, status: &str) {
-        let mut inner = self.state.0.lock().unwrap();
-        inner
+        self.state()
             .customers
             .get_mut(id)
             .expect("a customer of the business server")
@@ -124,7 +54,7 @@ impl Business {
     }
 
     fn customer(&self, id: &str) -> Option<FakeCustomer> {
-        self.state.0.lock().unwrap().customers.get(id).cloned()
+        self.state().customers.get(id).cloned()
     }
 }
 
@@ -147,45 +77,7 @@ fn customer_json(id: &str, customer: &FakeCustomer) -> Value {
     json!({"id": id, "status": customer.status, "provided_fields": provided})
 }
 
-async fn business_handler(
-    State(state): State<FakeState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let query: BTreeMap<String, String> =
-        serde_urlencoded::from_str(uri.query().unwrap_or_default()).expect("a query string");
-    let body = (!body.is_empty()).then(|| {
-        serde_json::from_slice(&body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
-    });
-    let recorded = Recorded {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        query,
-        body,
-        authorization: headers
-            .get(AUTHORIZATION)
-            .map(|v| v.to_str().unwrap().to_owned()),
-    };
-    let (delay, canned) = {
-        let mut inner = state.0.lock().unwrap();
-        inner.requests.push(recorded.clone());
-        (inner.delay, inner.canned.clone())
-    };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
-    if let Some((status, body, content_type)) = canned {
-        return (
-            StatusCode::from_u16(status).unwrap(),
-            [(CONTENT_TYPE, content_type)],
-            body,
-        )
-            .into_response();
-    }
-    let mut inner = state.0.lock().unwrap();
+fn business_handler(inner: &mut Customers, recorded: &Recorded) -> Response {
     let q = &recorded.query;
     match (recorded.method.as_str(), recorded.path.as_str()) {
         ("GET", "/customer") => {
@@ -288,7 +180,7 @@ struct Setup {
 /// The anchor forwarding to a fresh fake business server; `kyc_extra` is TOML appended
 /// after `[kyc]`'s own keys (more keys, or `[kyc.types.*]` tables).
 async fn setup(database_url: Option<String>, kyc_extra: &str) -> Setup {
-    let business = Business::start().await;
+    let business = Business::with_customers().await;
     let toml = format!(
         "[kyc]\nbusiness_url = \"{}\"\nbusiness_api_key = \"{BUSINESS_KEY}\"\nbusiness_timeout_secs = 1\n{kyc_extra}\n{}",
         business.url,
@@ -426,7 +318,7 @@ async fn put_get_and_delete_are_forwarded(database_url: Option<String>) {
     let (status, answer) = put_customer(&app, &token, body).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer, json!({"id": "biz-1"}), "the business's own id");
-    let put = business.last("PUT");
+    let put = business.last_with("PUT");
     assert_eq!(put.path, "/customer");
     assert!(put.query.is_empty(), "{:?}", put.query);
     assert_eq!(put.authorization, bearer());
@@ -462,7 +354,7 @@ async fn put_get_and_delete_are_forwarded(database_url: Option<String>) {
         answer["provided_fields"]["first_name"]["status"],
         "ACCEPTED"
     );
-    let get = business.last("GET");
+    let get = business.last_with("GET");
     assert_eq!(get.path, "/customer");
     assert_eq!(get.authorization, bearer());
     assert_eq!(
@@ -481,7 +373,7 @@ async fn put_get_and_delete_are_forwarded(database_url: Option<String>) {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["id"], "biz-1");
     assert_eq!(
-        business.last("GET").query,
+        business.last_with("GET").query,
         query(&[
             ("account", &account),
             ("id", "biz-1"),
@@ -500,7 +392,7 @@ async fn put_get_and_delete_are_forwarded(database_url: Option<String>) {
     .await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer, json!({"id": "biz-1"}));
-    let put = business.last("PUT");
+    let put = business.last_with("PUT");
     assert_eq!(put.authorization, bearer());
     assert_eq!(
         put.body,
@@ -522,7 +414,7 @@ async fn put_get_and_delete_are_forwarded(database_url: Option<String>) {
     body["memo_type"] = json!("text");
     let (status, answer) = put_customer(&app, &token, body).await;
     assert_eq!((status, &answer["id"]), (202, &json!("biz-2")), "{answer}");
-    let put = business.last("PUT");
+    let put = business.last_with("PUT");
     let put = put.body.unwrap();
     assert_eq!(
         (&put["memo"], &put["memo_type"]),
@@ -539,7 +431,7 @@ async fn put_get_and_delete_are_forwarded(database_url: Option<String>) {
     .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer, json!({}));
-    let delete = business.last("DELETE");
+    let delete = business.last_with("DELETE");
     assert_eq!(delete.path, format!("/customer/{account}"));
     assert_eq!(delete.query, query(&[("memo", "7"), ("memo_type", "id")]));
     assert_eq!(delete.authorization, bearer());
@@ -569,7 +461,7 @@ async fn put_get_and_delete_are_forwarded(database_url: Option<String>) {
 
     // The business erased a customer on its own: DELETE still erases what capstan holds
     // (its record of the id), and says so with 200.
-    business.state.0.lock().unwrap().customers.remove("biz-2");
+    business.state().customers.remove("biz-2");
     let (status, answer) = delete_customer(
         &app,
         &token,
@@ -654,7 +546,7 @@ async fn ids_of_other_callers_never_reach_the_business_server(database_url: Opti
     // The user's own customer: the token's memo is the one forwarded.
     let (status, answer) = put_customer(&app, &user_42, sender("Carol")).await;
     assert_eq!(status, 202, "{answer}");
-    let put = business.last("PUT").body.unwrap();
+    let put = business.last_with("PUT").body.unwrap();
     assert_eq!(
         (&put["account"], &put["memo"], &put["memo_type"]),
         (&json!(alice), &json!("42"), &json!("id"))
@@ -915,7 +807,7 @@ async fn sep9_values_are_checked_before_forwarding(database_url: Option<String>)
     let (status, answer) = put_customer(&app, &token, with("birth_date", "1815-12-10")).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(
-        business.last("PUT").body.unwrap()["fields"]["birth_date"],
+        business.last_with("PUT").body.unwrap()["fields"]["birth_date"],
         "1815-12-10"
     );
 }
@@ -951,7 +843,7 @@ async fn uploads_reach_the_business_server_as_file_ids(database_url: Option<Stri
     assert_eq!(status, 202, "{answer}");
     let id = answer["id"].as_str().unwrap().to_owned();
 
-    let put = business.last("PUT").body.unwrap();
+    let put = business.last_with("PUT").body.unwrap();
     assert_eq!(
         put["fields"],
         json!({"first_name": "Ada", "last_name": "Lovelace", "email_address": "ada@example.com"})
@@ -1030,7 +922,7 @@ async fn uploads_reach_the_business_server_as_file_ids(database_url: Option<Stri
     )
     .await;
     assert_eq!(status, 202, "{answer}");
-    let put = business.last("PUT").body.unwrap();
+    let put = business.last_with("PUT").body.unwrap();
     assert_eq!(put["files"], json!({"photo_id_back": back_id}));
     assert_eq!(put["account"], json!(account));
     assert_eq!(
@@ -1171,7 +1063,7 @@ async fn decisions_belong_to_the_business_server(database_url: Option<String>) {
 /// Without `business_api_key` nothing is sent in `Authorization`.
 #[tokio::test]
 async fn no_api_key_sends_no_authorization() {
-    let business = Business::start().await;
+    let business = Business::with_customers().await;
     let app = TestApp::spawn_with(AppOptions {
         toml: format!("[kyc]\nbusiness_url = \"{}/\"\n", business.url),
         ..Default::default()

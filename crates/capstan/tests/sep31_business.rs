@@ -5,21 +5,16 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use capstan::store::TransactionFilter;
-use common::stoppable::StoppableServer;
+use common::fake_business::{FakeBusiness, Recorded};
 use common::{AppOptions, TestApp, json_of, on_both_backends};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -29,95 +24,19 @@ const BUSINESS_KEY: &str = "sep31-business-key-0123456789";
 
 // ---- the fake business server --------------------------------------------------------------
 
-/// One request as the business server saw it.
-#[derive(Debug, Clone)]
-struct Recorded {
-    method: String,
-    path: String,
-    query: BTreeMap<String, String>,
-    raw_body: String,
-    body: Option<Value>,
-    authorization: Option<String>,
-    signature: Option<String>,
-}
-
+/// Accounts that are no sending anchor of this business.
 #[derive(Default)]
-struct Inner {
-    requests: Vec<Recorded>,
-    /// Accounts that are no sending anchor of this business.
-    refused: HashSet<String>,
-    /// By path: every request to it gets this (status, body, content type) instead.
-    canned: HashMap<String, (u16, String, String)>,
-    /// When set, every answer waits this long first.
-    delay: Option<Duration>,
-}
+struct Refused(HashSet<String>);
 
-#[derive(Clone, Default)]
-struct FakeState(Arc<Mutex<Inner>>);
+type Business = FakeBusiness<Refused>;
 
-struct Business {
-    server: StoppableServer,
-    url: String,
-    state: FakeState,
-}
-
-impl Business {
-    async fn start() -> Business {
-        let state = FakeState::default();
-        let router = Router::new()
-            .fallback(business_handler)
-            .with_state(state.clone());
-        let server = StoppableServer::serve(router).await;
-        Business {
-            url: server.url.clone(),
-            server,
-            state,
-        }
-    }
-
-    async fn stop(&mut self) {
-        self.server.stop().await;
-    }
-
-    fn requests(&self) -> Vec<Recorded> {
-        self.state.0.lock().unwrap().requests.clone()
-    }
-
-    fn requests_to(&self, path: &str) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r.path == path)
-            .collect()
-    }
-
-    fn last(&self, path: &str) -> Recorded {
-        self.requests_to(path)
-            .pop()
-            .unwrap_or_else(|| panic!("the business server got no request to {path}"))
+impl FakeBusiness<Refused> {
+    async fn for_sending_anchors() -> Business {
+        Business::start(Refused::default(), business_handler).await
     }
 
     fn refuse(&self, account: &str) {
-        self.state
-            .0
-            .lock()
-            .unwrap()
-            .refused
-            .insert(account.to_owned());
-    }
-
-    fn answer_with(&self, path: &str, status: u16, body: &str, content_type: &str) {
-        self.state.0.lock().unwrap().canned.insert(
-            path.to_owned(),
-            (status, body.to_owned(), content_type.to_owned()),
-        );
-    }
-
-    fn answer_normally(&self) {
-        self.state.0.lock().unwrap().canned.clear();
-    }
-
-    fn delay(&self, delay: Option<Duration>) {
-        self.state.0.lock().unwrap().delay = delay;
+        self.state().0.insert(account.to_owned());
     }
 }
 
@@ -125,56 +44,15 @@ fn error(status: StatusCode, body: Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn business_handler(
-    State(state): State<FakeState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let query: BTreeMap<String, String> =
-        serde_urlencoded::from_str(uri.query().unwrap_or_default()).expect("a query string");
-    let raw_body = String::from_utf8_lossy(&body).into_owned();
-    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
-    let recorded = Recorded {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        query,
-        body: (!body.is_empty()).then(|| serde_json::from_slice(&body).expect("a JSON body")),
-        raw_body,
-        authorization: header(AUTHORIZATION.as_str()),
-        signature: header("signature"),
-    };
-    let (delay, canned) = {
-        let mut inner = state.0.lock().unwrap();
-        inner.requests.push(recorded.clone());
-        (inner.delay, inner.canned.get(&recorded.path).cloned())
-    };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
-    if let Some((status, body, content_type)) = canned {
-        let mut response = (
-            StatusCode::from_u16(status).unwrap(),
-            [(CONTENT_TYPE, content_type)],
-            body,
-        )
-            .into_response();
-        if (300..400).contains(&status) {
-            response
-                .headers_mut()
-                .insert(LOCATION, "/elsewhere".parse().unwrap());
-        }
-        return response;
-    }
+fn business_handler(refused: &mut Refused, recorded: &Recorded) -> Response {
     let q = &recorded.query;
     match (recorded.method.as_str(), recorded.path.as_str()) {
         ("GET", "/sending_anchor") => {
-            let refused = state.0.lock().unwrap().refused.contains(&q["account"]);
+            let refused = refused.0.contains(&q["account"]);
             axum::Json(json!({ "allowed": !refused })).into_response()
         }
         ("POST", "/sep31/transactions") => {
-            let body = recorded.body.unwrap_or_default();
+            let body = recorded.body.clone().unwrap_or_default();
             match body["amount"].as_str().unwrap_or_default() {
                 "1500" => error(
                     StatusCode::BAD_REQUEST,
@@ -241,7 +119,7 @@ async fn setup(database_url: Option<String>, api_key: bool) -> Setup {
 
 /// The same with more configuration (`[sep38]`, ...).
 async fn setup_with(database_url: Option<String>, api_key: bool, more: &str) -> Setup {
-    let business = Business::start().await;
+    let business = Business::for_sending_anchors().await;
     let key = if api_key {
         format!("business_api_key = \"{BUSINESS_KEY}\"\n")
     } else {
@@ -358,13 +236,13 @@ async fn the_business_fee_is_stored_exactly(db: Option<String>) {
     let id = created["id"].as_str().unwrap();
 
     // The three calls, each with the API key and signed by the SIGNING_KEY.
-    let check = business.last("/sending_anchor");
+    let check = business.last_to("/sending_anchor");
     assert_eq!(check.method, "GET");
     assert_eq!(
         check.query,
         BTreeMap::from([("account".to_owned(), account.clone())])
     );
-    let review = business.last("/sep31/transactions");
+    let review = business.last_to("/sep31/transactions");
     assert_eq!(review.method, "POST");
     assert!(review.query.is_empty(), "{:?}", review.query);
     let asset = &app.running.anchor.receive_assets[0];
@@ -387,7 +265,7 @@ async fn the_business_fee_is_stored_exactly(db: Option<String>) {
             },
         }))
     );
-    let fee = business.last("/fee");
+    let fee = business.last_to("/fee");
     assert_eq!(fee.method, "GET");
     assert_eq!(
         fee.query,
@@ -442,7 +320,7 @@ async fn the_business_fee_is_stored_exactly(db: Option<String>) {
     );
 
     // A fee without details; a 200 `{}` takes the transaction as a 204 does.
-    business.answer_with("/sep31/transactions", 200, "{}", "application/json");
+    business.answer_to("/sep31/transactions", 200, "{}", "application/json");
     let mut swift = base("100");
     swift["funding_method"] = json!("SWIFT");
     let (status, created) = app.post_transaction(&token, swift).await;
@@ -533,7 +411,7 @@ async fn refusals_pass_through_in_sep31_shapes(db: Option<String>) {
     let (status, created) = app.post_transaction(&token, with_purpose).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(
-        business.last("/sep31/transactions").body.unwrap()["fields"],
+        business.last_to("/sep31/transactions").body.unwrap()["fields"],
         json!({"purpose": "family support"})
     );
     assert_eq!(stored(&app).await, 1);
@@ -576,7 +454,7 @@ async fn refused_sending_anchors_get_403(db: Option<String>) {
     // Nothing is cached: a partner the business server stops allowing is refused at once.
     let (status, _) = get_transaction(&app, &token, id).await;
     assert_eq!(status, 200);
-    let partner = business.last("/sending_anchor").query["account"].clone();
+    let partner = business.last_to("/sending_anchor").query["account"].clone();
     business.refuse(&partner);
     let (status, answer) = get_transaction(&app, &token, id).await;
     assert_eq!(status, 403, "{answer}");
@@ -661,7 +539,7 @@ async fn failures_are_503_and_store_nothing(db: Option<String>) {
     ]);
     for (path, code, text, content_type) in cases {
         business.answer_normally();
-        business.answer_with(path, code, text, content_type);
+        business.answer_to(path, code, text, content_type);
         let (status, answer) = app.post_transaction(&token, base("100")).await;
         assert_eq!(
             status, 503,
@@ -775,10 +653,10 @@ async fn quotes_carry_the_business_fee(db: Option<String>) {
         quote["fee"],
         json!({"total": "1.2345678", "asset": usdc(&app), "details": lines})
     );
-    assert_eq!(business.last("/fee").query["funding_method"], "SEPA");
+    assert_eq!(business.last_to("/fee").query["funding_method"], "SEPA");
 
     // An indicative price needs the fee service too: without it, 503.
-    business.answer_with("/fee", 500, "", "text/plain");
+    business.answer_to("/fee", 500, "", "text/plain");
     let (status, answer) = json_of(
         app.http
             .get(format!("{}/sep38/price", app.url))
@@ -815,7 +693,7 @@ async fn quotes_carry_the_business_fee(db: Option<String>) {
 /// holds it as `fee_unavailable` (not refused), the operator's attach answers 503 and leaves
 /// it open, and once the service answers the attach funds the transaction with its fee.
 async fn a_payment_waits_for_the_fee_service(db: Option<String>) {
-    let business = Business::start().await;
+    let business = Business::for_sending_anchors().await;
     let w = common::world::world_with(
         db,
         "short_payments = \"accept\"\n",
@@ -829,7 +707,7 @@ async fn a_payment_waits_for_the_fee_service(db: Option<String>) {
     let created = w.transaction(&id).await;
     assert_eq!(created["amount_fee"], "1.2345678", "{created}");
 
-    business.answer_with(
+    business.answer_to(
         "/fee",
         500,
         r#"{"error": "rates feed down"}"#,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod callbacks;
+pub mod fake_business;
 pub mod process;
 pub mod stoppable;
 pub mod world;
