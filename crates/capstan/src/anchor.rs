@@ -202,7 +202,11 @@ impl Anchor {
             None => crate::sep38::rates::configured(&config.sep38, &signing_key)
                 .map_err(StartError::Rates)?,
         };
-        let files = FileStore::new(store.clone(), config.kyc.files_dir.clone());
+        let files = FileStore::new(
+            store.clone(),
+            config.kyc.files_dir.clone(),
+            config.kyc.unattached_file_lifetime,
+        );
         let customers: Arc<dyn Customers> = match (customers, &config.kyc.business) {
             (Some(customers), _) => customers,
             (None, Some(server)) => {

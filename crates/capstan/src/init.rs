@@ -60,6 +60,8 @@ review = "auto"
 # max_file_bytes = 10485760
 # Uploaded files go to this folder (relative to this file) instead of the database.
 # files_dir = "kyc-files"
+# Uploads that no PUT names within this many seconds are deleted (0: never).
+# unattached_file_lifetime_secs = 604800
 # Keep customers on your own service instead (README: "KYC on your own server"):
 # business_url = "https://kyc.internal.example"
 # business_api_key = "..."

@@ -172,10 +172,7 @@ pub async fn start_with(
         anchor.clone(),
         stopped.clone(),
     )));
-    tasks.push(tokio::spawn(purge_used_challenges(
-        anchor.store.clone(),
-        stopped,
-    )));
+    tasks.push(tokio::spawn(purge_expired(anchor.clone(), stopped)));
     Ok(Running {
         addr,
         admin_addr,
@@ -302,14 +299,21 @@ impl Running {
     }
 }
 
-/// Used challenges only matter until they expire; drop them after.
-async fn purge_used_challenges(store: Store, mut stopped: watch::Receiver<bool>) {
+/// Drops, every minute, what has expired: used SEP-10 challenges (they only matter until
+/// the challenge itself expires) and uploads that no `PUT` attached to a customer within
+/// `kyc.unattached_file_lifetime_secs`.
+async fn purge_expired(anchor: Arc<Anchor>, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = store.purge_used_challenges(unix_now()).await {
+                if let Err(e) = anchor.store.purge_used_challenges(unix_now()).await {
                     tracing::warn!(error = %e, "could not purge used SEP-10 challenges");
+                }
+                match anchor.files.delete_expired(unix_now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(files = n, "deleted uploads no PUT attached in time"),
+                    Err(e) => tracing::warn!(error = %e, "could not delete expired uploads"),
                 }
             }
             _ = stopped.changed() => return,

@@ -128,6 +128,8 @@ on_both_databases! {
         => operator_downloads_uploaded_files_sqlite, operator_downloads_uploaded_files_postgres;
     files_dir_holds_the_bytes_and_delete_erases_them
         => files_dir_holds_the_bytes_and_delete_erases_them_sqlite, files_dir_holds_the_bytes_and_delete_erases_them_postgres;
+    unattached_uploads_expire
+        => unattached_uploads_expire_sqlite, unattached_uploads_expire_postgres;
     failed_callback_is_retried
         => failed_callback_is_retried_sqlite, failed_callback_is_retried_postgres;
     queued_callback_survives_a_restart
@@ -814,6 +816,89 @@ async fn operator_downloads_uploaded_files(db: Db) {
         .unwrap();
     assert_eq!(response.status(), 401, "files need the key too");
     assert_eq!(admin_file(&app, "no-such-file").await.status(), 404);
+}
+
+/// An upload that no `PUT` names within `kyc.unattached_file_lifetime_secs` can no longer be
+/// named or listed, and the purge deletes its record and its bytes; files that customers
+/// hold are kept, however old.
+async fn unattached_uploads_expire(db: Db) {
+    let files = tempfile::tempdir().unwrap();
+    let dir = toml::Value::String(files.path().display().to_string());
+    let app = spawn(
+        &db,
+        &format!(
+            "[kyc]\nreview = \"auto\"\nfiles_dir = {dir}\nunattached_file_lifetime_secs = 2\n{WITH_PHOTO}"
+        ),
+    )
+    .await;
+    let client = Client::login(&app).await;
+    let png = b"\x89PNG\r\n\x1a\n attached at once".to_vec();
+    let (status, put) = client.put_multipart(sender_with_photo(&png)).await;
+    assert_eq!(status, 202, "{put}");
+    let id = put["id"].as_str().unwrap().to_owned();
+    let (_, shown) = admin_get(&app, &format!("/admin/customers/{id}")).await;
+    let photo = shown["fields"]["photo_id_front"]["file_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Named in time: taken.
+    let named = client.upload("application/pdf", b"%PDF-1.7 named").await;
+    let named = named["file_id"].as_str().unwrap().to_owned();
+    let (status, put) = client
+        .put("/customer", json!({"photo_id_front_file_id": named}))
+        .await;
+    assert_eq!(status, 202, "{put}");
+    let loose = client
+        .upload("application/pdf", b"%PDF-1.7 never named")
+        .await;
+    let loose = loose["file_id"].as_str().unwrap().to_owned();
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let listed = app
+        .http
+        .get(format!("{}/customer/files", app.kyc_url()))
+        .bearer_auth(&client.token)
+        .query(&[("file_id", loose.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let (status, listed) = json_of(listed).await;
+    assert_eq!((status, listed), (200, json!({"files": []})));
+    let (status, put) = client
+        .put("/customer", json!({"photo_id_front_file_id": loose}))
+        .await;
+    assert_eq!(status, 400, "{put}");
+    assert!(put["error"].as_str().unwrap().contains("expired"), "{put}");
+
+    // The purge runs every minute; as of an hour later (past the grace a PUT in flight
+    // has), it deletes the loose upload and nothing else.
+    let later = capstan::store::unix_now() + 3600;
+    let deleted = app
+        .running
+        .anchor
+        .files
+        .delete_expired(later)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let mut on_disk: Vec<String> = std::fs::read_dir(files.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, sorted(&[&photo, &named]));
+    assert_eq!(admin_file(&app, &loose).await.status(), 404);
+    assert_eq!(admin_file(&app, &named).await.status(), 200);
+    assert_eq!(admin_file(&app, &photo).await.status(), 200);
+    assert_eq!(
+        app.running
+            .anchor
+            .files
+            .delete_expired(later)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn files_dir_holds_the_bytes_and_delete_erases_them(db: Db) {

@@ -12,6 +12,8 @@ use super::{ConfigError, Secret, key_err, lenient};
 
 /// SEP-12's suggested upload limit.
 const DEFAULT_MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
+/// How long an upload waits for a `PUT` to attach it by default: a week.
+const DEFAULT_UNATTACHED_FILE_LIFETIME_SECS: u64 = 7 * 86_400;
 const MIN_API_KEY_BYTES: usize = 16;
 
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +32,8 @@ pub(super) struct KycSection {
     #[serde(default, deserialize_with = "lenient::opt")]
     max_file_bytes: Option<usize>,
     files_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "lenient::opt")]
+    unattached_file_lifetime_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +122,8 @@ pub struct KycConfig {
     pub max_file_bytes: usize,
     /// Where uploaded files are written; `None` keeps them in the database.
     pub files_dir: Option<PathBuf>,
+    /// How long an upload no `PUT` has attached to a customer is kept; `None`: for ever.
+    pub unattached_file_lifetime: Option<Duration>,
 }
 
 impl KycConfig {
@@ -240,6 +246,19 @@ pub(super) fn validate_kyc(section: KycSection) -> Result<KycConfig, ConfigError
             "must be between 1 KiB and 100 MiB",
         ));
     }
+    let unattached_file_lifetime = match section
+        .unattached_file_lifetime_secs
+        .unwrap_or(DEFAULT_UNATTACHED_FILE_LIFETIME_SECS)
+    {
+        0 => None,
+        secs if secs <= 10 * 365 * 86_400 => Some(Duration::from_secs(secs)),
+        _ => {
+            return Err(key_err(
+                "kyc.unattached_file_lifetime_secs",
+                "must be at most ten years (0 keeps unattached uploads for ever)",
+            ));
+        }
+    };
     Ok(KycConfig {
         types,
         default_type,
@@ -248,6 +267,7 @@ pub(super) fn validate_kyc(section: KycSection) -> Result<KycConfig, ConfigError
         business,
         max_file_bytes,
         files_dir: section.files_dir,
+        unattached_file_lifetime,
     })
 }
 

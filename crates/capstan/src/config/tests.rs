@@ -146,6 +146,10 @@ fn kyc_and_admin_defaults() {
     assert!(c.kyc.business.is_none());
     assert_eq!(c.kyc.max_file_bytes, 10 * 1024 * 1024);
     assert!(c.kyc.files_dir.is_none());
+    assert_eq!(
+        c.kyc.unattached_file_lifetime,
+        Some(Duration::from_secs(7 * 86_400))
+    );
     assert!(c.admin.is_none());
     assert!(c.kyc.collects("bank_number") && !c.kyc.collects("birth_date"));
 }
@@ -311,6 +315,17 @@ fn kyc_settings_are_checked() {
     }
     for bytes in ["1024", "104857600"] {
         Config::from_parts(&format!("[kyc]\nmax_file_bytes = {bytes}"), env(&[])).unwrap();
+    }
+
+    let e = kyc_err("[kyc]\nunattached_file_lifetime_secs = 315360001");
+    assert!(e.contains("kyc.unattached_file_lifetime_secs"), "{e}");
+    for (secs, lifetime) in [("0", None), ("60", Some(Duration::from_secs(60)))] {
+        let c = Config::from_parts(
+            &format!("[kyc]\nunattached_file_lifetime_secs = {secs}"),
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.kyc.unattached_file_lifetime, lifetime, "{secs}");
     }
 }
 

@@ -113,7 +113,7 @@ impl BuiltinCustomers {
             let file = self.files.owned(&update.caller, file_id).await?;
             let Some(file) = file else {
                 return Err(KycError::BadRequest(format!(
-                    "{name}_file_id: no file {file_id} was uploaded by this account"
+                    "{name}_file_id: no file {file_id} was uploaded by this account, or it expired before a PUT named it"
                 )));
             };
             if current(name).and_then(|f| f.file_id.as_deref()) == Some(file_id.as_str()) {

@@ -138,7 +138,7 @@ impl BusinessCustomers {
         for (name, file_id) in &update.files {
             let Some(file) = self.files.owned(&update.caller, file_id).await? else {
                 return Err(KycError::BadRequest(format!(
-                    "{name}_file_id: no file {file_id} was uploaded by this account"
+                    "{name}_file_id: no file {file_id} was uploaded by this account, or it expired before a PUT named it"
                 )));
             };
             if file

@@ -2,20 +2,59 @@
 //! Either way the database row is the record of the file, and its owner.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::store::{FileRow, Store, unix_now};
+use crate::store::{FileRow, Store, StoreResult, unix_now};
 
 use super::{Caller, KycError, KycResult};
+
+/// How much longer than its lifetime an unattached upload is kept before it is deleted: a
+/// `PUT` that found it still alive has that long to attach it (more than any request may
+/// take, `server.request_timeout_secs` being at most 600).
+const DELETE_GRACE_SECS: i64 = 3600;
 
 #[derive(Debug, Clone)]
 pub struct FileStore {
     store: Store,
     dir: Option<PathBuf>,
+    /// How long an upload waits for a `PUT` to attach it (`kyc.unattached_file_lifetime_secs`).
+    unattached_lifetime: Option<Duration>,
 }
 
 impl FileStore {
-    pub fn new(store: Store, dir: Option<PathBuf>) -> FileStore {
-        FileStore { store, dir }
+    pub fn new(
+        store: Store,
+        dir: Option<PathBuf>,
+        unattached_lifetime: Option<Duration>,
+    ) -> FileStore {
+        FileStore {
+            store,
+            dir,
+            unattached_lifetime,
+        }
+    }
+
+    /// An upload no customer holds, older than its lifetime: it can no longer be named in a
+    /// `PUT` or listed, and it will be deleted.
+    fn expired(&self, file: &FileRow, now: i64) -> bool {
+        file.customer_id.is_none()
+            && self
+                .unattached_lifetime
+                .is_some_and(|lifetime| file.created_at.saturating_add(secs(lifetime)) <= now)
+    }
+
+    /// Deletes the uploads that expired unattached, as of `now`, and the bytes of those kept
+    /// in `kyc.files_dir`; how many.
+    pub async fn delete_expired(&self, now: i64) -> StoreResult<usize> {
+        let Some(lifetime) = self.unattached_lifetime else {
+            return Ok(0);
+        };
+        let before = now
+            .saturating_sub(secs(lifetime))
+            .saturating_sub(DELETE_GRACE_SECS);
+        let deleted = self.store.delete_unattached_files(before).await?;
+        self.remove(&deleted).await;
+        Ok(deleted.len())
     }
 
     /// Keeps an upload of `caller` (under `memo`, the identity it was sent for).
@@ -67,6 +106,9 @@ impl FileStore {
         let Some(file) = self.store.file(id).await? else {
             return Ok(None);
         };
+        if self.expired(&file, unix_now()) {
+            return Ok(None);
+        }
         Ok(caller.owns(&file.account, &file.memo).then_some(file))
     }
 
@@ -89,7 +131,8 @@ impl FileStore {
         }
     }
 
-    /// Removes the bytes of erased files from the folder (their rows are already gone).
+    /// Removes the bytes of erased or expired files from the folder (their rows are already
+    /// gone).
     pub async fn remove(&self, ids: &[String]) {
         if self.dir.is_none() {
             return;
@@ -99,7 +142,7 @@ impl FileStore {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    tracing::error!(file_id = %id, error = %e, "cannot remove an erased customer's file")
+                    tracing::error!(file_id = %id, error = %e, "cannot remove an erased file from kyc.files_dir")
                 }
             }
         }
@@ -117,4 +160,8 @@ impl FileStore {
         // Ids are UUIDs capstan made, never client text, so they are safe file names.
         self.dir.as_deref().unwrap_or(Path::new(".")).join(id)
     }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }

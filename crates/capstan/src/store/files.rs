@@ -64,6 +64,16 @@ impl Store {
         )
     }
 
+    /// Deletes the uploads that no customer holds and that were made before `before`;
+    /// their ids.
+    pub async fn delete_unattached_files(&self, before: i64) -> StoreResult<Vec<String>> {
+        Ok(on_pool!(self, pool => sqlx::query_scalar(
+            "DELETE FROM customer_files WHERE customer_id IS NULL AND created_at < $1 RETURNING id")
+            .bind(before)
+            .fetch_all(pool)
+            .await)?)
+    }
+
     pub async fn delete_file(&self, id: &str) -> StoreResult<()> {
         on_pool!(self, pool => sqlx::query("DELETE FROM customer_files WHERE id = $1")
             .bind(id)
