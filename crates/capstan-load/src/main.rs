@@ -1,9 +1,11 @@
 //! capstan-load: drives a running capstan over HTTP with a fixed number of connections for a
 //! fixed time, and prints for each scenario the rate, the latency percentiles and the
 //! errors, each rate also as a ratio to the `/health` baseline of the same run. With
-//! `--pid` (or `--spawn`) it also reports the server's resident memory.
+//! `--pid` (or `--spawn`) it also reports the server's resident memory. The `watcher` and
+//! `executor` scenarios run the benchmarks of those processes instead (`pipeline`).
 
 mod client;
+mod pipeline;
 mod report;
 mod runner;
 mod scenarios;
@@ -54,6 +56,9 @@ struct Args {
     /// Seconds run before each measurement and not counted.
     #[arg(long, default_value_t = 1.0)]
     warm_up: f64,
+    /// Payments (`watcher`) or payouts (`executor`) per run.
+    #[arg(long, default_value_t = 10_000)]
+    payments: usize,
 }
 
 #[tokio::main]
@@ -78,6 +83,9 @@ async fn run(args: Args) -> Result<bool, String> {
         return Err("--connections and --duration must be positive, --warm-up not negative".into());
     }
     println!("{}", machine());
+    if args.scenarios.iter().any(|s| s.is_process()) {
+        return run_processes(&args).await;
+    }
 
     let mut spawned = match &args.spawn {
         Some(bin) => {
@@ -176,6 +184,29 @@ async fn run(args: Args) -> Result<bool, String> {
         println!("capstan serve stopped cleanly on SIGTERM");
     }
     Ok(clean)
+}
+
+/// The `watcher` and `executor` benchmarks, each with the binary given to `--spawn`.
+async fn run_processes(args: &Args) -> Result<bool, String> {
+    if !args.scenarios.iter().all(|s| s.is_process()) {
+        return Err("`watcher` and `executor` run on their own, without HTTP scenarios".into());
+    }
+    let Some(bin) = &args.spawn else {
+        return Err("`watcher` and `executor` need --spawn <capstan binary>".into());
+    };
+    // The processes run in a directory of their own.
+    let bin = std::fs::canonicalize(bin).map_err(|e| format!("--spawn {}: {e}", bin.display()))?;
+    if args.payments == 0 {
+        return Err("--payments must be positive".into());
+    }
+    for scenario in &args.scenarios {
+        match scenario {
+            Scenario::Watcher => pipeline::watcher::bench(&bin, args.payments).await,
+            _ => pipeline::executor::bench(&bin, args.payments).await,
+        }
+    }
+    println!("{}", load_average());
+    Ok(true)
 }
 
 /// Cores, CPU model and load average, for the record that goes with the figures.

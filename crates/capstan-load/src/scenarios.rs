@@ -31,6 +31,13 @@ pub enum Scenario {
     Mixed,
     /// Every scenario above, baseline first.
     All,
+    /// The payment watcher's benchmark: `capstan watch` matching `--payments` payments from
+    /// a fake Horizon (needs `--spawn`; not part of `all`, and run on its own).
+    Watcher,
+    /// The payout executor's benchmark: `capstan execute` paying out `--payments`
+    /// transactions with the simulated rails, one process and two (needs `--spawn`; not
+    /// part of `all`, and run on its own).
+    Executor,
 }
 
 impl Scenario {
@@ -56,7 +63,14 @@ impl Scenario {
             Scenario::Get => "get",
             Scenario::Mixed => "mixed",
             Scenario::All => "all",
+            Scenario::Watcher => "watcher",
+            Scenario::Executor => "executor",
         }
+    }
+
+    /// A benchmark of a background process, not of HTTP requests.
+    pub fn is_process(self) -> bool {
+        matches!(self, Scenario::Watcher | Scenario::Executor)
     }
 
     /// HTTP requests in one operation.
@@ -301,6 +315,9 @@ impl Target {
                 return self.get_transaction(conn, &token, &id).await;
             }
             Scenario::All => return Err("`all` is not one scenario".into()),
+            Scenario::Watcher | Scenario::Executor => {
+                return Err(format!("`{}` is not an HTTP scenario", scenario.name()));
+            }
         };
         Ok(())
     }

@@ -28,7 +28,7 @@ use rails::{Outcome, Payout, RailsError, Reconciled};
 pub const ACTOR: &str = "rails";
 /// Transactions claimed per pass. With rails that take batches, a pass's statements and
 /// commits are nearly the same for 50 payouts as for 100: 100 made 7,060 payouts/s on SQLite
-/// where 50 made 5,073 (benches/payouts.rs, back to back, one process).
+/// where 50 made 5,073 (the executor benchmark of capstan-load, back to back, one process).
 const BATCH: i64 = 100;
 /// Attempts at writing an outcome over a transaction that keeps changing.
 const WRITE_ATTEMPTS: usize = 8;

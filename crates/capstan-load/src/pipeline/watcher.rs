@@ -4,10 +4,9 @@
 //! moment the stream's cursor in the database reaches the fake's latest paging token; the
 //! database is polled every 20 ms, so the figure is good to about 20 ms.
 //!
-//! Run with `cargo bench -p capstan --bench watcher`. `WATCHER_BENCH_PAYMENTS` sets N
-//! (default 10,000). SQLite always; PostgreSQL too when `CAPSTAN_TEST_POSTGRES_URL` is set
-//! (in a fresh schema). Without `--bench` (`cargo test --benches`) it runs once with 200
-//! payments as a smoke test.
+//! Run with `capstan-load --spawn <capstan binary> watcher` (`--payments` sets N, 10,000 by
+//! default). SQLite always; PostgreSQL too when `CAPSTAN_TEST_POSTGRES_URL` is set (in a
+//! fresh schema).
 //!
 //! To see where the time goes: `WATCHER_BENCH_PERF=<file>` attaches
 //! `perf record --call-graph dwarf -o <file>.<backend>` to the watcher for the measured run;
@@ -18,79 +17,36 @@
 //! when the watcher did not record what it should have.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-mod common;
-
 use capstan::store::{PaymentFilter, Store, TransactionRow};
-use common::{AMOUNT_IN, AMOUNT_OUT, FEE, pending_sender};
 use fake_horizon::{Asset, FIRST_LEDGER, FakeHorizon, Memo, Op, Tx};
 use futures_util::StreamExt;
 use stellar::Keypair;
 
-const BIN: &str = env!("CARGO_BIN_EXE_capstan");
+use super::common::{AMOUNT_IN, AMOUNT_OUT, FEE, pending_sender, postgres_url};
+
 const POLL: Duration = Duration::from_millis(20);
 /// How long the watcher may take before the run is declared stuck.
 const DEADLINE: Duration = Duration::from_secs(600);
 /// Memos are `MEMO_BASE + i`: unique in the fresh database.
 const MEMO_BASE: u64 = 7_000_000_000;
 
-fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let payments = match std::env::var("WATCHER_BENCH_PAYMENTS") {
-        Ok(v) => v
-            .replace(['_', ','], "")
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .expect("WATCHER_BENCH_PAYMENTS is a positive number"),
-        Err(_) if bench => 10_000,
-        Err(_) => 200,
-    };
-    if !bench {
-        println!(
-            "watcher benchmark in test mode ({payments} payments); run `cargo bench` for figures"
-        );
+/// Runs the benchmark with `bin` as the `capstan` binary, on SQLite and, when
+/// `CAPSTAN_TEST_POSTGRES_URL` is set, on PostgreSQL.
+pub async fn bench(bin: &Path, payments: usize) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let sqlite = format!("sqlite://{}", dir.path().join("capstan.db").display());
+    run(bin, "sqlite", &sqlite, payments).await;
+    match postgres_url().await {
+        Some(url) => run(bin, "postgres", &url, payments).await,
+        None => println!(
+            "SKIPPED postgres: CAPSTAN_TEST_POSTGRES_URL is not set (for example postgres://root@127.0.0.1:5432/test)"
+        ),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let sqlite = format!("sqlite://{}", dir.path().join("capstan.db").display());
-        run("sqlite", &sqlite, payments).await;
-        match postgres_url().await {
-            Some(url) => run("postgres", &url, payments).await,
-            None => println!(
-                "SKIPPED postgres: CAPSTAN_TEST_POSTGRES_URL is not set (for example postgres://root@127.0.0.1:5432/test)"
-            ),
-        }
-    });
-}
-
-/// A fresh schema in `CAPSTAN_TEST_POSTGRES_URL`, as the tests' `postgres_url` makes one
-/// (and with the same prefix, so the tests drop it once it is an hour old).
-async fn postgres_url() -> Option<String> {
-    let base = std::env::var("CAPSTAN_TEST_POSTGRES_URL").ok()?;
-    let now = capstan::store::unix_now();
-    let schema = format!(
-        "capstan_test_{now}_{}",
-        hex::encode(stellar::random_bytes::<6>())
-    );
-    let pool = sqlx::PgPool::connect(&base)
-        .await
-        .expect("connect to CAPSTAN_TEST_POSTGRES_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&pool)
-        .await
-        .expect("create schema");
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
 
 fn config_toml(horizon: &str, db: &str, issuer: &str, distribution: &str) -> String {
@@ -108,13 +64,13 @@ struct Watcher {
     child: Child,
     /// The instant the binary printed that it is watching (set up and streaming).
     ready: mpsc::Receiver<Instant>,
-    log: std::path::PathBuf,
+    log: PathBuf,
 }
 
 impl Watcher {
-    fn spawn(dir: &Path, config: &Path) -> Watcher {
+    fn spawn(bin: &Path, dir: &Path, config: &Path) -> Watcher {
         let log = dir.join("watch.log");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin);
         cmd.current_dir(dir);
         for (key, _) in std::env::vars() {
             if key.starts_with("CAPSTAN_") {
@@ -262,7 +218,7 @@ fn covered(cursor: &str) -> usize {
     ((token >> 32) - i64::from(FIRST_LEDGER) + 1).max(0) as usize
 }
 
-async fn run(backend: &str, url: &str, n: usize) {
+async fn run(bin: &Path, backend: &str, url: &str, n: usize) {
     println!("== payment watcher, {backend}, {n} payments");
     let dir = tempfile::tempdir().expect("temporary directory");
     let issuer = Keypair::random().public_key().to_string();
@@ -335,7 +291,7 @@ async fn run(backend: &str, url: &str, n: usize) {
     let bench_cpu_before = cpu_secs("self").unwrap_or(0.0);
 
     let start = Instant::now();
-    let mut watcher = Watcher::spawn(dir.path(), &config);
+    let mut watcher = Watcher::spawn(bin, dir.path(), &config);
     let perf = Perf::attach(watcher.pid(), backend);
     let mut peak_kib = 0;
     let mut ready = None;

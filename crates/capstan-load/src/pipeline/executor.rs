@@ -9,16 +9,14 @@
 //! one per transaction, each a completed payout of `amount_out` asked for once
 //! (`calls == 1`), and every process exits cleanly on SIGTERM.
 //!
-//! Run with `cargo bench -p capstan --bench payouts`. `PAYOUTS_BENCH_N` sets N (default
-//! 10,000). SQLite always; PostgreSQL too when `CAPSTAN_TEST_POSTGRES_URL` is set (a fresh
-//! schema per run, dropped afterwards). Without `--bench` (`cargo test --benches`) it runs
-//! with 200 transactions as a smoke test.
+//! Run with `capstan-load --spawn <capstan binary> executor` (`--payments` sets N, 10,000 by
+//! default). SQLite always; PostgreSQL too when `CAPSTAN_TEST_POSTGRES_URL` is set (a fresh
+//! schema per run, dropped afterwards).
 //!
 //! To see where the time goes: the executors inherit `RUST_LOG` (keep `info` in it, as in
 //! `RUST_LOG=info,sqlx::query=debug`: the payouts per process are counted from the
 //! `payout round done` lines), and `PAYOUTS_BENCH_LOG=<prefix>` keeps each executor's log
-//! as `<prefix>.<backend>.<processes>p.<k>.log`. `PAYOUTS_BENCH_BIN=<file>` runs another
-//! build of `capstan` (to compare two versions of the executor on one machine).
+//! as `<prefix>.<backend>.<processes>p.<k>.log`.
 //!
 //! The figures are measurements for BENCHMARKS.md, never assertions; the run fails only
 //! when the payouts were not made as they should have been, or an executor did not run or
@@ -29,15 +27,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-mod common;
-
 use capstan::sep31::status::Status;
 use capstan::store::{Store, TransactionRow};
-use common::{AMOUNT_OUT, FEE, pending_sender};
 use futures_util::StreamExt;
 use stellar::Keypair;
 
-const BIN: &str = env!("CARGO_BIN_EXE_capstan");
+use super::common::{AMOUNT_OUT, FEE, pending_sender};
+
 const POLL: Duration = Duration::from_millis(50);
 /// How long the executors may take before the run is declared stuck.
 const DEADLINE: Duration = Duration::from_secs(900);
@@ -47,45 +43,25 @@ const MEMO_BASE: u64 = 8_000_000_000;
 /// for its interval (its last pass found nothing it could claim) or stalled.
 const GAP: Duration = Duration::from_millis(250);
 
-fn main() {
-    let bench = std::env::args().any(|a| a == "--bench");
-    let n = match std::env::var("PAYOUTS_BENCH_N") {
-        Ok(v) => v
-            .replace(['_', ','], "")
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .expect("PAYOUTS_BENCH_N is a positive number"),
-        Err(_) if bench => 10_000,
-        Err(_) => 200,
-    };
-    if !bench {
-        println!(
-            "payouts benchmark in test mode ({n} transactions); run `cargo bench` for figures"
-        );
+/// Runs the benchmark with `bin` as the `capstan` binary, with one and with two processes,
+/// on SQLite and, when `CAPSTAN_TEST_POSTGRES_URL` is set, on PostgreSQL.
+pub async fn bench(bin: &Path, n: usize) {
+    let mut backends = vec![Backend::Sqlite];
+    match std::env::var("CAPSTAN_TEST_POSTGRES_URL") {
+        Ok(base) => backends.push(Backend::Postgres(base)),
+        Err(_) => println!(
+            "SKIPPED postgres: CAPSTAN_TEST_POSTGRES_URL is not set (for example postgres://root@127.0.0.1:5432/test)"
+        ),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async {
-        let mut backends = vec![Backend::Sqlite];
-        match std::env::var("CAPSTAN_TEST_POSTGRES_URL") {
-            Ok(base) => backends.push(Backend::Postgres(base)),
-            Err(_) => println!(
-                "SKIPPED postgres: CAPSTAN_TEST_POSTGRES_URL is not set (for example postgres://root@127.0.0.1:5432/test)"
-            ),
+    let mut results = Vec::new();
+    for backend in &backends {
+        for processes in [1, 2] {
+            let db = Database::fresh(backend).await;
+            results.push(run(bin, &db, processes, n).await);
+            db.drop().await;
         }
-        let mut results = Vec::new();
-        for backend in &backends {
-            for processes in [1, 2] {
-                let db = Database::fresh(backend).await;
-                results.push(run(&db, processes, n).await);
-                db.drop().await;
-            }
-        }
-        summary(&results);
-    });
+    }
+    summary(&results);
 }
 
 // ---- databases ---------------------------------------------------------------------------
@@ -265,9 +241,9 @@ struct Executor {
 }
 
 impl Executor {
-    fn spawn(dir: &Path, config: &Path, k: usize) -> Executor {
+    fn spawn(bin: &Path, dir: &Path, config: &Path, k: usize) -> Executor {
         let log = dir.join(format!("execute-{k}.log"));
-        let mut cmd = Command::new(std::env::var("PAYOUTS_BENCH_BIN").unwrap_or(BIN.into()));
+        let mut cmd = Command::new(bin);
         cmd.current_dir(dir);
         for (key, _) in std::env::vars() {
             if key.starts_with("CAPSTAN_") {
@@ -493,7 +469,7 @@ struct RunResult {
     load: (String, String),
 }
 
-async fn run(db: &Database, processes: usize, n: usize) -> RunResult {
+async fn run(bin: &Path, db: &Database, processes: usize, n: usize) -> RunResult {
     println!(
         "== payout executor, {}, {processes} process(es), {n} transactions (load {})",
         db.name,
@@ -517,7 +493,7 @@ async fn run(db: &Database, processes: usize, n: usize) -> RunResult {
     let postgres_before = postgres_cpu();
     let start = Instant::now();
     let mut executors: Vec<Executor> = (0..processes)
-        .map(|k| Executor::spawn(db.dir.path(), &config, k))
+        .map(|k| Executor::spawn(bin, db.dir.path(), &config, k))
         .collect();
     let mut first = None;
     let elapsed = loop {

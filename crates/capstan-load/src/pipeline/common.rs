@@ -1,6 +1,6 @@
-//! What the end-to-end benchmarks (`watcher`, `payouts`) set up alike: the transactions
-//! they start from, inserted directly rather than through the API, which is not what they
-//! measure.
+//! What the watcher and executor benchmarks set up alike: the transactions they start
+//! from, inserted directly rather than through the API, which is not what they measure, and
+//! a PostgreSQL schema of their own.
 
 use capstan::sep31::status::Status;
 use capstan::store::TransactionRow;
@@ -53,4 +53,25 @@ pub fn pending_sender(
         expires_at: Some(now + 86_400),
         conversion: None,
     }
+}
+
+/// A fresh schema in `CAPSTAN_TEST_POSTGRES_URL`, as the tests' `postgres_url` makes one
+/// (and with the same prefix, so the tests drop it once it is an hour old).
+pub async fn postgres_url() -> Option<String> {
+    let base = std::env::var("CAPSTAN_TEST_POSTGRES_URL").ok()?;
+    let now = capstan::store::unix_now();
+    let schema = format!(
+        "capstan_test_{now}_{}",
+        hex::encode(stellar::random_bytes::<6>())
+    );
+    let pool = sqlx::PgPool::connect(&base)
+        .await
+        .expect("connect to CAPSTAN_TEST_POSTGRES_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .expect("create schema");
+    pool.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }
