@@ -221,6 +221,8 @@ async fn serve(config: Option<PathBuf>) -> Result<(), String> {
 }
 
 async fn watch(config: Option<PathBuf>) -> Result<(), String> {
+    // As for `serve`: a SIGTERM while it starts stops it cleanly once started.
+    let term = listen_for_term();
     let config = Config::load(config.as_deref()).map_err(|e| e.to_string())?;
     let watching = capstan::server::start_watching(config, Default::default())
         .await
@@ -231,7 +233,7 @@ async fn watch(config: Option<PathBuf>) -> Result<(), String> {
         watching.anchor.config.network.passphrase()
     );
     print_watcher(&watching.anchor, true);
-    wait_for_signal(listen_for_term()).await;
+    wait_for_signal(term).await;
     tracing::info!("shutting down");
     watching.shutdown().await;
     Ok(())
@@ -286,6 +288,9 @@ async fn pay(
         anchor.store.close().await;
         return Ok(());
     }
+    // As for `serve`: a SIGTERM while it starts stops it cleanly once started. (A `--once`
+    // run above keeps the default: SIGTERM ends it at once.)
+    let term = listen_for_term();
     let running = capstan::server::start_paying(config, Default::default(), executor, poller)
         .await
         .map_err(|e| e.to_string())?;
@@ -305,7 +310,7 @@ async fn pay(
             return Err("no rails are configured (rails.kind = \"none\")".into());
         }
     }
-    wait_for_signal(listen_for_term()).await;
+    wait_for_signal(term).await;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())

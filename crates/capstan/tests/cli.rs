@@ -208,6 +208,65 @@ async fn migrate_waits_for_a_database_that_is_not_up_yet() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
 }
 
+/// A SIGTERM that reaches `capstan execute` while it is still starting (here: waiting for
+/// its database) stops it cleanly once it has started, as `serve` does: the signal is
+/// listened for from the first moment, not only once the executor runs. Before, the
+/// signal's default action killed the process.
+#[tokio::test]
+async fn a_sigterm_while_starting_stops_execute_cleanly() {
+    let Some(url) = common::postgres_url("a_sigterm_while_starting").await else {
+        return;
+    };
+    let mut url = url::Url::parse(&url).unwrap();
+    let database = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let port = free_port();
+    url.set_port(Some(port)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = capstan(dir.path())
+        .arg("execute")
+        .env("CAPSTAN_DATABASE_URL", url.as_str())
+        .env("CAPSTAN_DATABASE_CONNECT_WAIT_SECS", "60")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let sent = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the SIGTERM killed capstan execute while it waited for its database"
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let database = database.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(database).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("executing payouts"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("shutting down"), "{stderr}");
+}
+
 #[test]
 fn bad_configuration_stops_with_one_line_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
