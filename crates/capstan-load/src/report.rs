@@ -46,7 +46,7 @@ pub fn cpu_ticks(pid: &str) -> Option<u64> {
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux).
-const TICKS_PER_SECOND: f64 = 100.0;
+pub const TICKS_PER_SECOND: f64 = 100.0;
 
 /// CPU time per operation, in microseconds, from ticks used over `ops` operations.
 fn cpu_per_op(ticks: Option<u64>, ops: u64) -> String {

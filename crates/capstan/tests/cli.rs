@@ -163,6 +163,24 @@ fn migrate_applies_migrations() {
     assert!(dir.path().join("capstan.db").exists());
 }
 
+/// From now on, connections to `port` on loopback reach `database` (host:port): a database
+/// server that comes up late.
+async fn forward(port: u16, database: String) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let database = database.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(database).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
 /// A process started before its PostgreSQL server answers waits for it
 /// (`database.connect_wait_secs`) instead of exiting.
 #[tokio::test]
@@ -186,19 +204,7 @@ async fn migrate_waits_for_a_database_that_is_not_up_yet() {
         .unwrap();
     // Longer than one connection attempt's own timeout (10 s), so the process must retry.
     tokio::time::sleep(std::time::Duration::from_secs(12)).await;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let database = database.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(database).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
+    forward(port, database).await;
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
@@ -242,19 +248,7 @@ async fn a_sigterm_while_starting_stops_execute_cleanly() {
         child.try_wait().unwrap().is_none(),
         "the SIGTERM killed capstan execute while it waited for its database"
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let database = database.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(database).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
+    forward(port, database).await;
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();

@@ -23,8 +23,8 @@
 //! stop cleanly.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use capstan::sep31::status::Status;
@@ -32,7 +32,9 @@ use capstan::store::{Store, TransactionRow};
 use futures_util::StreamExt;
 use stellar::Keypair;
 
-use super::common::{AMOUNT_OUT, FEE, pending_sender};
+use super::common::{
+    AMOUNT_OUT, BenchProcess, FEE, cpu_secs, fresh_schema, peak_rss_kib, pending_sender,
+};
 
 const POLL: Duration = Duration::from_millis(50);
 /// How long the executors may take before the run is declared stuck.
@@ -94,23 +96,10 @@ impl Database {
                 schema: None,
             },
             Backend::Postgres(base) => {
-                let schema = format!(
-                    "capstan_test_{}_{}",
-                    capstan::store::unix_now(),
-                    hex::encode(stellar::random_bytes::<6>())
-                );
-                let pool = sqlx::PgPool::connect(base)
-                    .await
-                    .expect("connect to CAPSTAN_TEST_POSTGRES_URL");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                    .execute(&pool)
-                    .await
-                    .expect("create schema");
-                pool.close().await;
-                let sep = if base.contains('?') { '&' } else { '?' };
+                let (url, schema) = fresh_schema(base).await;
                 Database {
                     name: "postgres",
-                    url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+                    url,
                     dir,
                     schema: Some((base.clone(), schema)),
                 }
@@ -234,119 +223,37 @@ fn config_toml(db: &str, issuer: &str, distribution: &str) -> String {
 
 /// One `capstan execute` process; killed if the benchmark panics before it stops it.
 struct Executor {
-    child: Child,
-    log: PathBuf,
+    process: BenchProcess,
     peak_kib: u64,
     cpu_secs: f64,
 }
 
 impl Executor {
     fn spawn(bin: &Path, dir: &Path, config: &Path, k: usize) -> Executor {
-        let log = dir.join(format!("execute-{k}.log"));
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(dir);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CAPSTAN_") {
-                cmd.env_remove(key);
-            }
-        }
         // An executor that finds nothing to claim waits for its interval (10 s by default)
         // or a wake-up from its own process; 1 s keeps such waits visible but short.
-        let child = cmd
-            .arg("--config")
-            .arg(config)
-            .args(["execute", "--interval", "1"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("capstan execute starts");
+        let process = BenchProcess::spawn(
+            bin,
+            dir,
+            config,
+            &["execute", "--interval", "1"],
+            &format!("execute-{k}.log"),
+            Stdio::null(),
+        );
         Executor {
-            child,
-            log,
+            process,
             peak_kib: 0,
             cpu_secs: 0.0,
         }
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Panics if it exited; else records its peak RSS and CPU time so far.
     fn sample(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            panic!(
-                "capstan execute exited early ({status}); its log:\n{}",
-                self.log_tail()
-            );
-        }
-        self.peak_kib = self.peak_kib.max(peak_rss_kib(self.pid()).unwrap_or(0));
-        self.cpu_secs = cpu_secs(&self.pid().to_string()).unwrap_or(self.cpu_secs);
+        self.process.assert_running();
+        let pid = self.process.pid();
+        self.peak_kib = self.peak_kib.max(peak_rss_kib(pid).unwrap_or(0));
+        self.cpu_secs = cpu_secs(&pid.to_string()).unwrap_or(self.cpu_secs);
     }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_tail(&self) -> String {
-        let log = self.log_text();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// SIGTERM, then the exit status and how long it took (at most 30 s).
-    fn terminate(&mut self) -> (ExitStatus, Duration) {
-        let started = Instant::now();
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill -TERM");
-        assert!(sent.success(), "kill -TERM {}", self.pid());
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return (status, started.elapsed());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "capstan execute did not exit within 30 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Executor {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Peak resident memory so far (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// CPU time (user + system, every thread) a process used so far, in seconds. Linux counts
-/// it in USER_HZ ticks, 100 per second on every common configuration.
-fn cpu_secs(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; the fields after its ')' are fixed.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
 }
 
 /// CPU seconds so far of every process named `postgres` (a server on this machine: its
@@ -548,18 +455,18 @@ async fn run(bin: &Path, db: &Database, processes: usize, n: usize) -> RunResult
 
     let mut per_process = Vec::new();
     for (k, e) in executors.iter_mut().enumerate() {
-        let (status, took) = e.terminate();
+        let (status, took) = e.process.terminate();
         assert!(
             status.success(),
             "capstan execute exits cleanly on SIGTERM: {status}; its log:\n{}",
-            e.log_tail()
+            e.process.log_tail()
         );
         if let Ok(prefix) = std::env::var("PAYOUTS_BENCH_LOG") {
             let file = format!("{prefix}.{}.{processes}p.{k}.log", db.name);
-            std::fs::copy(&e.log, &file).expect("copy the executor's log");
+            std::fs::copy(&e.process.log, &file).expect("copy the executor's log");
             println!("  the log of process {k} -> {file}");
         }
-        let log = read_log(&e.log_text());
+        let log = read_log(&e.process.log_text());
         println!(
             "  process {k}: {} payouts, peak RSS {:.1} MiB, CPU {:.2} s, {} pause(s) over {GAP:?} between payouts ({:.2} s in all), {} warning(s), {status} {} ms after SIGTERM",
             log.payouts.map_or("?".into(), |p| p.to_string()),

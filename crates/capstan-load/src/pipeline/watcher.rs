@@ -17,8 +17,8 @@
 //! when the watcher did not record what it should have.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,9 @@ use fake_horizon::{Asset, FIRST_LEDGER, FakeHorizon, Memo, Op, Tx};
 use futures_util::StreamExt;
 use stellar::Keypair;
 
-use super::common::{AMOUNT_IN, AMOUNT_OUT, FEE, pending_sender, postgres_url};
+use super::common::{
+    AMOUNT_IN, AMOUNT_OUT, BenchProcess, FEE, cpu_secs, peak_rss_kib, pending_sender, postgres_url,
+};
 
 const POLL: Duration = Duration::from_millis(20);
 /// How long the watcher may take before the run is declared stuck.
@@ -61,31 +63,16 @@ fn config_toml(horizon: &str, db: &str, issuer: &str, distribution: &str) -> Str
 
 /// The watcher process; killed if the benchmark panics before it stops it.
 struct Watcher {
-    child: Child,
+    process: BenchProcess,
     /// The instant the binary printed that it is watching (set up and streaming).
     ready: mpsc::Receiver<Instant>,
-    log: PathBuf,
 }
 
 impl Watcher {
     fn spawn(bin: &Path, dir: &Path, config: &Path) -> Watcher {
-        let log = dir.join("watch.log");
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(dir);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CAPSTAN_") {
-                cmd.env_remove(key);
-            }
-        }
-        let mut child = cmd
-            .arg("--config")
-            .arg(config)
-            .arg("watch")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("capstan watch starts");
-        let stdout = child.stdout.take().expect("piped stdout");
+        let mut process =
+            BenchProcess::spawn(bin, dir, config, &["watch"], "watch.log", Stdio::piped());
+        let stdout = process.child.stdout.take().expect("piped stdout");
         let (tx, ready) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -95,56 +82,11 @@ impl Watcher {
                 }
             }
         });
-        Watcher { child, ready, log }
+        Watcher { process, ready }
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            panic!(
-                "capstan watch exited early ({status}); its log:\n{}",
-                self.log_tail()
-            );
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    /// SIGTERM, then the exit status (at most 30 s later).
-    fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill -TERM");
-        assert!(sent.success(), "kill -TERM {}", self.pid());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "capstan watch did not exit within 30 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.process.pid()
     }
 }
 
@@ -186,28 +128,6 @@ impl Perf {
             let _ = child.wait();
         }
     }
-}
-
-/// Peak resident memory so far (VmHWM, or VmRSS if larger), in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .filter(|l| l.starts_with("VmHWM:") || l.starts_with("VmRSS:"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .max()
-}
-
-/// CPU time (user + system, every thread) a process used so far, in seconds. Linux counts
-/// it in USER_HZ ticks, 100 per second on every common configuration.
-fn cpu_secs(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; the fields after its ')' are fixed.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
 }
 
 /// How many payments a cursor covers: the fake puts payment i (0-based) alone in ledger
@@ -322,11 +242,11 @@ async fn run(bin: &Path, backend: &str, url: &str, n: usize) {
         if cursor.as_deref() == Some(latest.as_str()) {
             break at;
         }
-        watcher.assert_running();
+        watcher.process.assert_running();
         assert!(
             at < DEADLINE,
             "the watcher is stuck at cursor {cursor:?} after {at:?}; its log:\n{}",
-            watcher.log_tail()
+            watcher.process.log_tail()
         );
         tokio::time::sleep(POLL).await;
     };
@@ -364,16 +284,16 @@ async fn run(bin: &Path, backend: &str, url: &str, n: usize) {
             (AMOUNT_IN, AMOUNT_OUT)
         );
     }
-    let status = watcher.terminate();
+    let (status, _) = watcher.process.terminate();
     if let Ok(file) = std::env::var("WATCHER_BENCH_LOG") {
         let file = format!("{file}.{backend}");
-        std::fs::copy(&watcher.log, &file).expect("copy the watcher's log");
+        std::fs::copy(&watcher.process.log, &file).expect("copy the watcher's log");
         println!("  the watcher's log -> {file}");
     }
     assert!(
         status.success(),
         "capstan watch exits cleanly on SIGTERM: {status}; its log:\n{}",
-        watcher.log_tail()
+        watcher.process.log_tail()
     );
     poller.close().await;
 
