@@ -163,22 +163,59 @@ fn migrate_applies_migrations() {
     assert!(dir.path().join("capstan.db").exists());
 }
 
-/// From now on, connections to `port` on loopback reach `database` (host:port): a database
-/// server that comes up late.
-async fn forward(port: u16, database: String) {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let database = database.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(database).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
+/// A PostgreSQL database reached through a loopback port that nothing listens on until
+/// [`LateDatabase::comes_up`]: a database server that comes up late.
+struct LateDatabase {
+    /// The database's URL, with the late port.
+    url: String,
+    port: u16,
+    /// host:port of the real server.
+    database: String,
+}
+
+impl LateDatabase {
+    fn behind(url: &str) -> LateDatabase {
+        let mut url = url::Url::parse(url).unwrap();
+        let database = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+        let port = free_port();
+        url.set_port(Some(port)).unwrap();
+        LateDatabase {
+            url: url.to_string(),
+            port,
+            database,
         }
-    });
+    }
+
+    /// `capstan <command>` in `dir` on this database, waiting up to a minute for it, its
+    /// output piped.
+    fn spawn(&self, dir: &Path, command: &str) -> std::process::Child {
+        capstan(dir)
+            .arg(command)
+            .env("CAPSTAN_DATABASE_URL", &self.url)
+            .env("CAPSTAN_DATABASE_CONNECT_WAIT_SECS", "60")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// From now on, connections to the late port reach the database.
+    async fn comes_up(self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let database = self.database;
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let database = database.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(database).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+    }
 }
 
 /// A process started before its PostgreSQL server answers waits for it
@@ -188,23 +225,12 @@ async fn migrate_waits_for_a_database_that_is_not_up_yet() {
     let Some(url) = common::postgres_url("migrate_waits_for_a_database").await else {
         return;
     };
-    let mut url = url::Url::parse(&url).unwrap();
-    let database = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-    // The database is reached through a port nothing listens on until later.
-    let port = free_port();
-    url.set_port(Some(port)).unwrap();
+    let late = LateDatabase::behind(&url);
     let dir = tempfile::tempdir().unwrap();
-    let child = capstan(dir.path())
-        .arg("migrate")
-        .env("CAPSTAN_DATABASE_URL", url.as_str())
-        .env("CAPSTAN_DATABASE_CONNECT_WAIT_SECS", "60")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = late.spawn(dir.path(), "migrate");
     // Longer than one connection attempt's own timeout (10 s), so the process must retry.
     tokio::time::sleep(std::time::Duration::from_secs(12)).await;
-    forward(port, database).await;
+    late.comes_up().await;
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
@@ -223,19 +249,9 @@ async fn a_sigterm_while_starting_stops_execute_cleanly() {
     let Some(url) = common::postgres_url("a_sigterm_while_starting").await else {
         return;
     };
-    let mut url = url::Url::parse(&url).unwrap();
-    let database = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-    let port = free_port();
-    url.set_port(Some(port)).unwrap();
+    let late = LateDatabase::behind(&url);
     let dir = tempfile::tempdir().unwrap();
-    let mut child = capstan(dir.path())
-        .arg("execute")
-        .env("CAPSTAN_DATABASE_URL", url.as_str())
-        .env("CAPSTAN_DATABASE_CONNECT_WAIT_SECS", "60")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = late.spawn(dir.path(), "execute");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let sent = Command::new("kill")
         .arg("-TERM")
@@ -248,7 +264,7 @@ async fn a_sigterm_while_starting_stops_execute_cleanly() {
         child.try_wait().unwrap().is_none(),
         "the SIGTERM killed capstan execute while it waited for its database"
     );
-    forward(port, database).await;
+    late.comes_up().await;
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();

@@ -110,23 +110,11 @@ impl BuiltinCustomers {
         }
         let mut attach = Vec::new();
         for (name, file_id) in &update.files {
-            let file = self.files.owned(&update.caller, file_id).await?;
-            let Some(file) = file else {
-                return Err(KycError::BadRequest(format!(
-                    "{name}_file_id: no file {file_id} was uploaded by this account, or it expired before a PUT named it"
-                )));
-            };
+            self.files
+                .attachable(&update.caller, name, file_id, customer_id)
+                .await?;
             if current(name).and_then(|f| f.file_id.as_deref()) == Some(file_id.as_str()) {
                 continue;
-            }
-            if file
-                .customer_id
-                .as_deref()
-                .is_some_and(|owner| Some(owner) != customer_id)
-            {
-                return Err(KycError::BadRequest(format!(
-                    "{name}_file_id: file {file_id} already belongs to another customer"
-                )));
             }
             writes.push(FieldWrite {
                 name: name.clone(),

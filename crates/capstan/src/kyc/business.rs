@@ -136,20 +136,9 @@ impl BusinessCustomers {
     /// customer's and fetches it with the admin key, so nobody else's document may be named.
     async fn check_files(&self, update: &CustomerUpdate, customer: Option<&str>) -> KycResult<()> {
         for (name, file_id) in &update.files {
-            let Some(file) = self.files.owned(&update.caller, file_id).await? else {
-                return Err(KycError::BadRequest(format!(
-                    "{name}_file_id: no file {file_id} was uploaded by this account, or it expired before a PUT named it"
-                )));
-            };
-            if file
-                .customer_id
-                .as_deref()
-                .is_some_and(|owner| Some(owner) != customer)
-            {
-                return Err(KycError::BadRequest(format!(
-                    "{name}_file_id: file {file_id} already belongs to another customer"
-                )));
-            }
+            self.files
+                .attachable(&update.caller, name, file_id, customer)
+                .await?;
         }
         Ok(())
     }

@@ -112,6 +112,32 @@ impl FileStore {
         Ok(caller.owns(&file.account, &file.memo).then_some(file))
     }
 
+    /// The upload a `PUT` names as `<name>_file_id` for `customer` (`None`: one it is about
+    /// to create): an upload of the caller's, not expired, that no other customer holds.
+    pub async fn attachable(
+        &self,
+        caller: &Caller,
+        name: &str,
+        file_id: &str,
+        customer: Option<&str>,
+    ) -> KycResult<FileRow> {
+        let Some(file) = self.owned(caller, file_id).await? else {
+            return Err(KycError::BadRequest(format!(
+                "{name}_file_id: no file {file_id} was uploaded by this account, or it expired before a PUT named it"
+            )));
+        };
+        if file
+            .customer_id
+            .as_deref()
+            .is_some_and(|owner| Some(owner) != customer)
+        {
+            return Err(KycError::BadRequest(format!(
+                "{name}_file_id: file {file_id} already belongs to another customer"
+            )));
+        }
+        Ok(file)
+    }
+
     pub async fn bytes(&self, id: &str) -> KycResult<Option<Vec<u8>>> {
         match &self.dir {
             Some(_) => match tokio::fs::read(self.path(id)).await {

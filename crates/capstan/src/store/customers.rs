@@ -364,10 +364,7 @@ impl Store {
                 memo_type.to_owned(),
                 kind.map(str::to_owned),
             );
-            let writes = last_write_of_each(writes)
-                .into_iter()
-                .cloned()
-                .collect::<Vec<_>>();
+            let writes = writes.to_vec();
             let attach_files = attach_files.to_vec();
             return direct
                 .write(move |tx| {
@@ -381,8 +378,7 @@ impl Store {
                     let Some(created) = created.into_iter().next() else {
                         return Ok(Finish::Discard(None));
                     };
-                    let writes: Vec<&FieldWrite> = writes.iter().collect();
-                    for chunk in writes.chunks(MAX_FIELDS_PER_STATEMENT) {
+                    for chunk in last_write_of_each(&writes).chunks(MAX_FIELDS_PER_STATEMENT) {
                         let values = fields_values(&created.id, chunk, &now);
                         sqlite_direct::execute(tx, &fields_upsert(chunk.len()), &values)?;
                     }
